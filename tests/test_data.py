@@ -1,0 +1,153 @@
+"""The data loader finds Fashion-MNIST by every route, in order, and fails clearly."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import threading
+
+import pytest
+import torch
+from torchvision import datasets
+
+from earlyexit import data
+from conftest import N_TEST, N_TRAIN, synthetic_arrays, write_idx
+
+
+def assert_loaded_synthetic(raw) -> None:
+    train_x, train_y, test_x, test_y, classes = raw
+    expected = synthetic_arrays()
+    assert train_x.shape == (N_TRAIN, 28, 28) and train_x.dtype == torch.uint8
+    assert test_x.shape == (N_TEST, 28, 28)
+    assert train_y.dtype == torch.int64
+    assert torch.equal(train_x, expected["train-images-idx3-ubyte"])
+    assert torch.equal(train_y, expected["train-labels-idx1-ubyte"].long())
+    assert torch.equal(test_y, expected["t10k-labels-idx1-ubyte"].long())
+    assert classes[0] == "T-shirt/top"
+
+
+def test_explicit_root_with_debian_style_gz_files(tmp_path):
+    write_idx(tmp_path / "mine")
+    cache = tmp_path / "cache"
+    assert_loaded_synthetic(data.load_raw(root=tmp_path / "mine", download=False, cache_dir=cache))
+    assert sorted(os.listdir(cache / "FashionMNIST" / "raw")) == sorted(data.RAW_FILES)
+
+
+def test_environment_variable_with_torchvision_layout(tmp_path, monkeypatch):
+    write_idx(tmp_path / "env" / "FashionMNIST" / "raw", compressed=False)
+    monkeypatch.setenv("EARLYEXIT_DATA", str(tmp_path / "env"))
+    assert data.locate(download=False) == tmp_path / "env"
+    assert_loaded_synthetic(data.load_raw(download=False))
+
+
+def test_repository_data_folder(isolated_data_routes):
+    write_idx(isolated_data_routes / "data" / "FashionMNIST" / "raw", compressed=False)
+    assert data.locate(download=False) == isolated_data_routes / "data"
+
+
+def test_debian_package_folder_is_unpacked_into_repository_data(tmp_path, isolated_data_routes):
+    write_idx(tmp_path / "debian")
+    assert data.locate(download=False) == isolated_data_routes / "data"
+    assert_loaded_synthetic(data.load_raw(download=False))
+
+
+def test_explicit_root_wins_over_environment(tmp_path, monkeypatch):
+    write_idx(tmp_path / "env" / "FashionMNIST" / "raw", compressed=False)
+    write_idx(tmp_path / "root" / "FashionMNIST" / "raw", compressed=False)
+    monkeypatch.setenv("EARLYEXIT_DATA", str(tmp_path / "env"))
+    assert data.locate(root=tmp_path / "root", download=False) == tmp_path / "root"
+
+
+@pytest.fixture
+def local_mirror(tmp_path):
+    """An HTTP server on loopback serving tmp_path/mirror, standing in for the dataset's mirror."""
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_route_uses_torchvision_only_when_nothing_is_local(local_mirror, monkeypatch, isolated_data_routes):
+    folder, url = local_mirror
+    write_idx(folder)
+    # torchvision's own download code, pointed at a local mirror that serves our small files.
+    monkeypatch.setattr(datasets.FashionMNIST, "mirrors", [url])
+    monkeypatch.setattr(datasets.FashionMNIST, "resources", [(f"{name}.gz", None) for name in data.RAW_FILES])
+    assert data.locate() == isolated_data_routes / "data"
+    assert_loaded_synthetic(data.load_raw())
+    leftovers = [p.name for p in (isolated_data_routes / "data").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_missing_data_error_names_every_place_and_both_fixes(tmp_path, monkeypatch):
+    monkeypatch.setenv("EARLYEXIT_DATA", str(tmp_path / "nowhere-env"))
+    with pytest.raises(data.DataNotFoundError) as caught:
+        data.locate(root=tmp_path / "nowhere-root", download=False)
+    message = str(caught.value)
+    assert "fashion-mnist" in message
+    for place in ("nowhere-root", "nowhere-env", str(tmp_path / "repo" / "data"), str(tmp_path / "debian")):
+        assert place in message
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert "allow the download" in message
+
+
+def test_failed_download_leaves_no_partial_files(local_mirror, monkeypatch, isolated_data_routes):
+    folder, url = local_mirror
+    write_idx(folder)
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()  # the last file is missing: a download that breaks off
+    monkeypatch.setattr(datasets.FashionMNIST, "mirrors", [url])
+    monkeypatch.setattr(datasets.FashionMNIST, "resources", [(f"{name}.gz", None) for name in data.RAW_FILES])
+    with pytest.raises(data.DataNotFoundError, match="download failed"):
+        data.locate()
+    cache = isolated_data_routes / "data"
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_truncated_file_fails_clearly(tmp_path):
+    write_idx(tmp_path / "bad", truncate="train-images-idx3-ubyte")
+    with pytest.raises(data.DataCorruptError, match="truncated"):
+        data.load_raw(root=tmp_path / "bad", download=False, cache_dir=tmp_path / "cache")
+
+
+def test_unknown_dataset_is_rejected():
+    with pytest.raises(ValueError, match="unknown dataset"):
+        data.locate("cifar")
+
+
+def test_splits_are_seeded_disjoint_and_normalised(tmp_path):
+    write_idx(tmp_path / "mine")
+    kwargs = dict(root=tmp_path / "mine", download=False, cache_dir=tmp_path / "cache", val_size=5)
+    a = data.load_splits(seed=1, **kwargs)
+    b = data.load_splits(seed=1, **kwargs)
+    c = data.load_splits(seed=2, **kwargs)
+    assert a.sizes() == {"train": N_TRAIN - 5, "val": 5, "test": N_TEST}
+    assert a.train_images.shape == (N_TRAIN - 5, 1, 28, 28) and a.train_images.dtype == torch.float32
+    assert torch.equal(a.val_images, b.val_images) and not torch.equal(a.val_images, c.val_images)
+    together = torch.cat([a.train_images, a.val_images]).flatten(1)
+    assert len(torch.unique(together, dim=0)) == N_TRAIN  # every training image lands in exactly one split
+
+
+def test_loader_is_deterministic_and_covers_every_sample(tiny_splits):
+    def order(seed):
+        loader = data.make_loader(tiny_splits.train_images, tiny_splits.train_labels, 64, shuffle=True, seed=seed)
+        return torch.cat([labels for _, labels in loader]), [len(x) for x, _ in loader]
+
+    labels_a, sizes = order(3)
+    labels_b, _ = order(3)
+    labels_c, _ = order(4)
+    assert sizes == [64, 64, 64, 8]
+    assert torch.equal(labels_a, labels_b) and not torch.equal(labels_a, labels_c)
+    assert torch.equal(labels_a.sort().values, tiny_splits.train_labels.sort().values)
+
+
+def test_command_line_reports_missing_data_without_traceback(capsys):
+    assert data.main(["--no-download"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: Could not find the fashion-mnist dataset") and "Traceback" not in err
