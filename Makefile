@@ -47,8 +47,7 @@ test: unit nbval browser
 
 # Re-execute every notebook in place (after changing code or a chapter) to refresh its outputs.
 notebooks: data
-	EARLYEXIT_PROGRESS=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-	  --ExecutePreprocessor.timeout=1800 $(NOTEBOOKS)
+	EARLYEXIT_PROGRESS=1 $(BIN)/jupyter execute --inplace --timeout=1800 $(NOTEBOOKS)
 
 bench: data
 	$(BIN)/python -m benchmarks.speed

@@ -18,6 +18,10 @@ def weights(model):
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
+def grad_or_zero(parameter):
+    return torch.zeros_like(parameter) if parameter.grad is None else parameter.grad.clone()
+
+
 def test_same_seed_gives_identical_weights_and_another_seed_does_not(tiny_splits):
     a = train(TrainConfig(seed=3, **FAST), tiny_splits, progress=False)
     b = train(TrainConfig(seed=3, **FAST), tiny_splits, progress=False)
@@ -46,14 +50,14 @@ def test_routing_survivors_in_training_gives_the_masked_loss_gradient(tiny_split
     assert 0 < stats["deep_fraction"] < 1  # the gate splits this batch
     model.zero_grad()
     loss.backward()
-    routed = [p.grad.clone() for p in model.parameters()]
+    routed = [grad_or_zero(p) for p in model.parameters()]
 
     model.zero_grad()
     out = model(images)
     keep = out.exit_logits[0].softmax(1).amax(1).detach() <= config.gate_threshold
     reference = F.cross_entropy(out.exit_logits[0], targets) + masked_deep_loss(out.exit_logits[1], targets, keep)
     reference.backward()
-    for got, expected in zip(routed, [p.grad for p in model.parameters()]):
+    for got, expected in zip(routed, [grad_or_zero(p) for p in model.parameters()]):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
 
 
@@ -83,6 +87,7 @@ def test_cache_key_changes_with_any_setting():
 
 
 def test_cache_miss_trains_then_hit_loads_the_same_weights(tiny_splits, tmp_path):
+    tmp_path = tmp_path / "cache"
     config = TrainConfig(**FAST)
     first = train_cached(config, tiny_splits, progress=False, cache_dir=tmp_path)
     assert not first.from_cache and cache_path(config, tmp_path).is_file()

@@ -33,7 +33,7 @@ CRITERIA = ("max_softmax", "entropy", "learned")
 
 
 def exit_scores(criterion: str, logits: torch.Tensor, confidence_logit: torch.Tensor | None = None) -> torch.Tensor:
-    """Score each sample at an exit with the named criterion (one of :data:`CRITERIA`)."""
+    """Score each sample at an exit with the named criterion (one of ``CRITERIA``)."""
     if criterion == "max_softmax":
         return max_softmax(logits)
     if criterion == "entropy":
@@ -92,6 +92,7 @@ def choose_threshold(sweep: Sweep, min_accuracy: float | None = None, max_flops:
 
     * ``min_accuracy``: the cheapest point whose accuracy is at least this (ties: most accurate);
     * ``max_flops``: the most accurate point whose expected FLOPs fit the budget (ties: cheapest).
+
     Exactly one of the two must be given.
     """
     if (min_accuracy is None) == (max_flops is None):

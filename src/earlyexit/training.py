@@ -126,7 +126,7 @@ def _progress_enabled(progress: bool | None) -> bool:
 
 
 def train(config: TrainConfig, data: Splits, progress: bool | None = None) -> TrainedModel:
-    """Train a fresh :class:`EarlyExitCNN` from ``config.seed``; Adam with a one-cycle schedule."""
+    """Train a fresh :class:`~earlyexit.models.EarlyExitCNN` from ``config.seed``; Adam with a one-cycle schedule."""
     if data.name != config.dataset:
         raise ValueError(f"config is for {config.dataset!r} but the data is {data.name!r}")
     seed_everything(config.seed)
