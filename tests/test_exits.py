@@ -84,3 +84,13 @@ def test_evaluate_threshold_reuses_the_same_rule(known_scores):
     scores, early, final = known_scores
     point = evaluate_threshold(0.5, scores, early, final, 1.0, 10.0)
     assert (point.exit_fraction, point.accuracy) == (0.5, 1.0)
+
+
+def test_markdown_table_and_mean_spread():
+    from earlyexit.report import markdown_table, mean_spread
+
+    table = markdown_table(["a", "b"], [[1, "x"], [2, "y"]]).data
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | x |", "| 2 | y |"]
+    assert mean_spread([0.90, 0.92]) == "91.00 ± 1.41"
+    with pytest.raises(ValueError, match="2 cells"):
+        markdown_table(["a", "b"], [[1]])

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
+from .fast import FastEarlyExit
+from .inference import EarlyExitResult, compute_all_then_mask, route_batch
+from .models import EarlyExitCNN
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -73,3 +77,115 @@ def machine_info() -> dict[str, str]:
     return {"cpu": cpu, "torch threads": str(torch.get_num_threads()), "torch": torch.__version__,
             "python": platform.python_version(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"}
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One implementation of the network, cut into the stages the speed model needs."""
+
+    name: str
+    early: Callable[[torch.Tensor], object]  # images -> block 1, exit-1 head and the exit decision
+    block1: Callable[[torch.Tensor], torch.Tensor]  # images -> block-1 features
+    deep: Callable[[torch.Tensor], object]  # block-1 features -> block 2 and exit 2
+    full: Callable[[torch.Tensor], object]  # the plain network, no early exit
+    route: Callable[[torch.Tensor], EarlyExitResult]  # early exit, survivors routed
+    mask: Callable[[torch.Tensor], EarlyExitResult]  # early exit, everything computed then masked
+
+
+def reference_pipeline(model: EarlyExitCNN, threshold: float, criterion: str = "max_softmax") -> Pipeline:
+    """The straightforward implementation: the model's modules and :func:`route_batch`."""
+    model.eval()
+
+    @torch.no_grad()
+    def early(x):
+        features1 = model.block1(x)
+        return model.exit1(features1).softmax(1).amax(1) > threshold
+
+    @torch.no_grad()
+    def block1(x):
+        return model.block1(x)
+
+    @torch.no_grad()
+    def deep(features1):
+        return model.exit2(model.block2(features1))
+
+    return Pipeline("reference", early, block1, deep, lambda x: deep(block1(x)),
+                    lambda x: route_batch(model, x, threshold, criterion),
+                    lambda x: compute_all_then_mask(model, x, threshold, criterion))
+
+
+def fast_pipeline(fast: FastEarlyExit) -> Pipeline:
+    """The optimised implementation of :mod:`earlyexit.fast`."""
+
+    def chunked(fn):
+        @torch.inference_mode()
+        def run(x):
+            return [fn(chunk) for chunk in x.split(fast.chunk_size)]
+        return run
+
+    early = chunked(lambda x: fast.exit1(fast.block1(x))[1] > fast.threshold)
+    block1 = torch.inference_mode()(fast.block1)
+    deep = chunked(fast.exit2)
+
+    return Pipeline("fast", early, block1, deep, fast.full, fast, fast.compute_all_then_mask)
+
+
+@dataclass(frozen=True)
+class SpeedRow:
+    """Per-image times (seconds) at one batch size, and the speedups they give."""
+
+    batch_size: int
+    exit_fraction: float
+    full: Timing
+    early_exit: Timing
+    masked: Timing
+    early_stage: Timing
+    deep_stage: Timing
+    flops_ideal: float
+
+    @property
+    def measured_speedup(self) -> float:
+        return self.full.median / self.early_exit.median
+
+    @property
+    def latency_ideal_time(self) -> float:
+        """Stage times weighted by the exit fractions: early exit with zero routing overhead."""
+        return self.early_stage.median + (1 - self.exit_fraction) * self.deep_stage.median
+
+    @property
+    def latency_ideal_speedup(self) -> float:
+        return self.full.median / self.latency_ideal_time
+
+    @property
+    def routing_overhead(self) -> float:
+        """How much slower the real early exit is than the latency-ideal one (0.1 = 10%)."""
+        return self.early_exit.median / self.latency_ideal_time - 1
+
+
+def _per_image(timing: Timing, images: int) -> Timing:
+    return Timing(timing.median / images, timing.q25 / images, timing.q75 / images, timing.repeats)
+
+
+def measure_speed(pipeline: Pipeline, images: torch.Tensor, batch_size: int, early_flops: float, deep_flops: float,
+                  full_flops: float, repeats: int = 15, warmup: int = 2) -> SpeedRow:
+    """Time one pass over ``images`` in batches of ``batch_size``, every variant and stage interleaved.
+
+    The latency-ideal time is ``early + (1 - f) * deep``: the early stage (block 1, exit 1 and
+    the decision) for every image, and block 2 with exit 2 for the share ``1 - f`` that goes on,
+    each at its measured per-image cost, with nothing paid for gathering and scattering.
+    """
+    batches = [images[i:i + batch_size] for i in range(0, len(images) - batch_size + 1, batch_size)]
+    features = [pipeline.block1(b) for b in batches]
+    n = sum(len(b) for b in batches)
+    exit_fraction = float(sum(int((pipeline.route(b).exit_index == 0).sum()) for b in batches)) / n
+
+    def over(fn, inputs):
+        return lambda: [fn(x) for x in inputs]
+
+    timings = time_interleaved({"full": over(pipeline.full, batches), "route": over(pipeline.route, batches),
+                                "mask": over(pipeline.mask, batches), "early": over(pipeline.early, batches),
+                                "deep": over(pipeline.deep, features)}, repeats=repeats, warmup=warmup)
+    per = {name: _per_image(t, n) for name, t in timings.items()}
+    flops_ideal = full_flops / (exit_fraction * early_flops + (1 - exit_fraction) * deep_flops)
+    return SpeedRow(batch_size, exit_fraction, per["full"], per["route"], per["mask"], per["early"], per["deep"],
+                    flops_ideal)

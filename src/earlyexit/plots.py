@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 from .exits import OperatingPoint, Sweep
 
@@ -23,6 +24,7 @@ def training_curves(histories: dict[str, list[dict[str, float]]], key: str, ax: 
     for label, history in histories.items():
         ax.plot([h["epoch"] for h in history], [h[key] for h in history], marker="o", label=label)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel or key)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
@@ -69,7 +71,7 @@ def exit_by_class(fractions: dict[str, torch.Tensor], classes: Sequence[str], ax
     ax.set_xticks(positions, classes, rotation=40, ha="right")
     ax.set_ylabel("leave at exit 1 (%)")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", ncols=len(fractions), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return ax
 
@@ -85,4 +87,27 @@ def confidence_histogram(scores: torch.Tensor, correct: torch.Tensor, ax: Axes |
     ax.set_ylabel("density")
     ax.set_title(title)
     ax.legend(fontsize="small")
+    return ax
+
+
+def per_exit_accuracy(accuracies: dict[str, Sequence[Sequence[float]]], ax: Axes | None = None) -> Axes:
+    """Bars of each exit's accuracy per training regime: mean over seeds, with min-max whiskers.
+
+    ``accuracies[regime]`` holds one ``(exit 1, exit 2)`` pair per seed.
+    """
+    ax = _axes(ax)
+    names = list(accuracies)
+    width = 0.38
+    for exit_index in range(2):
+        values = np.array([[pair[exit_index] * 100 for pair in accuracies[name]] for name in names])
+        mean = values.mean(1)
+        positions = np.arange(len(names)) + (exit_index - 0.5) * width
+        ax.bar(positions, mean, width, label=f"exit {exit_index + 1}",
+               yerr=[mean - values.min(1), values.max(1) - mean], capsize=4)
+    ax.set_xticks(np.arange(len(names)), names)
+    ax.set_ylabel("test accuracy (%)")
+    low = min(min(min(p) for p in runs) for runs in accuracies.values()) * 100
+    ax.set_ylim(low - 1.5, None)
+    ax.legend(fontsize="small")
+    ax.grid(axis="y", alpha=0.3)
     return ax

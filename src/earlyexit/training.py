@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm.std import tqdm
 
 from .data import Splits, make_loader
 from .exits import learned_confidence, max_softmax

@@ -1,0 +1,1 @@
+"""Benchmarks that print tables (``python -m benchmarks.speed``); never part of the unit tests."""
