@@ -38,7 +38,7 @@ unit: data
 
 # nbval re-executes every notebook and compares with the committed outputs.
 nbval: data
-	$(BIN)/pytest --nbval -p no:cacheprovider notebooks/
+	$(BIN)/pytest --nbval --nbval-current-env -p no:cacheprovider notebooks/
 
 browser: book browser-deps
 	$(BIN)/pytest tests/browser

@@ -89,8 +89,27 @@ def test_evaluate_threshold_reuses_the_same_rule(known_scores):
 def test_markdown_table_and_mean_spread():
     from earlyexit.report import markdown_table, mean_spread
 
-    table = markdown_table(["a", "b"], [[1, "x"], [2, "y"]]).data
-    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | x |", "| 2 | y |"]
+    table = markdown_table(["a", "b"], [[1, "**x**"], [2, "<y>"]])
+    assert table._repr_markdown_().splitlines() == ["| a | b |", "|---|---|", "| 1 | **x** |", "| 2 | <y> |"]
+    assert "<td><strong>x</strong></td>" in table._repr_html_() and "<td>&lt;y&gt;</td>" in table._repr_html_()
     assert mean_spread([0.90, 0.92]) == "91.00 ± 1.41"
     with pytest.raises(ValueError, match="2 cells"):
         markdown_table(["a", "b"], [[1]])
+
+
+def test_fit_temperature_recovers_a_known_temperature():
+    from earlyexit.exits import fit_temperature
+
+    g = torch.Generator().manual_seed(0)
+    true_logits = torch.randn(20000, 5, generator=g) * 2
+    labels = torch.multinomial(true_logits.softmax(1), 1, generator=g).squeeze(1)
+    assert fit_temperature(true_logits * 3.0, labels) == pytest.approx(3.0, rel=0.05)
+    assert fit_temperature(true_logits, labels) == pytest.approx(1.0, rel=0.05)
+
+
+def test_expected_calibration_error_is_zero_when_calibrated_and_the_gap_otherwise():
+    from earlyexit.metrics import expected_calibration_error
+
+    correct = torch.tensor([True, True, True, False] * 25)
+    assert expected_calibration_error(torch.full((100,), 0.75), correct) == pytest.approx(0.0, abs=1e-6)
+    assert expected_calibration_error(torch.full((100,), 0.95), correct) == pytest.approx(0.2, abs=1e-6)

@@ -61,3 +61,15 @@ def test_large_batches_are_chunked_without_changing_results(model_and_images):
     assert torch.equal(whole.predictions, parts.predictions) and torch.equal(whole.exit_index, parts.exit_index)
     assert torch.equal(chunked.compute_all_then_mask(images).predictions, whole.predictions)
     torch.testing.assert_close(chunked.full(images), fast.full(images))
+
+
+@pytest.mark.parametrize("options", [
+    dict(pool_before_relu=False, strided_max_pool=False, use_inference_mode=False, chunk_size=None),
+    dict(strided_max_pool=False, channels_last=True),
+    dict(pool_before_relu=False),
+])
+def test_every_optimisation_switch_keeps_the_answers(model_and_images, options):
+    model, images = model_and_images
+    expected = route_batch(model, images, 0.9)
+    got = FastEarlyExit(model, 0.9, **options)(images)
+    assert torch.equal(got.predictions, expected.predictions) and torch.equal(got.exit_index, expected.exit_index)

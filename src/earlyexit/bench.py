@@ -93,13 +93,12 @@ class Pipeline:
 
 
 def reference_pipeline(model: EarlyExitCNN, threshold: float, criterion: str = "max_softmax") -> Pipeline:
-    """The straightforward implementation: the model's modules and :func:`route_batch`."""
+    """The straightforward implementation: the model's modules and :func:`~earlyexit.inference.route_batch`."""
     model.eval()
 
     @torch.no_grad()
     def early(x):
-        features1 = model.block1(x)
-        return model.exit1(features1).softmax(1).amax(1) > threshold
+        return max_softmax_decision(model, model.block1(x), threshold)
 
     @torch.no_grad()
     def block1(x):
@@ -118,13 +117,13 @@ def fast_pipeline(fast: FastEarlyExit) -> Pipeline:
     """The optimised implementation of :mod:`earlyexit.fast`."""
 
     def chunked(fn):
-        @torch.inference_mode()
         def run(x):
-            return [fn(chunk) for chunk in x.split(fast.chunk_size)]
+            with fast.grad_mode():
+                return [fn(chunk) for chunk in x.split(fast.chunk_size)]
         return run
 
     early = chunked(lambda x: fast.exit1(fast.block1(x))[1] > fast.threshold)
-    block1 = torch.inference_mode()(fast.block1)
+    block1 = lambda x: torch.cat(chunked(fast.block1)(x))  # noqa: E731 - only precomputes the deep stage's input
     deep = chunked(fast.exit2)
 
     return Pipeline("fast", early, block1, deep, fast.full, fast, fast.compute_all_then_mask)
@@ -149,7 +148,7 @@ class SpeedRow:
 
     @property
     def latency_ideal_time(self) -> float:
-        """Stage times weighted by the exit fractions: early exit with zero routing overhead."""
+        """Stage times weighted by the exit fractions, i.e. early exit with zero routing overhead."""
         return self.early_stage.median + (1 - self.exit_fraction) * self.deep_stage.median
 
     @property
@@ -189,3 +188,42 @@ def measure_speed(pipeline: Pipeline, images: torch.Tensor, batch_size: int, ear
     flops_ideal = full_flops / (exit_fraction * early_flops + (1 - exit_fraction) * deep_flops)
     return SpeedRow(batch_size, exit_fraction, per["full"], per["route"], per["mask"], per["early"], per["deep"],
                     flops_ideal)
+
+
+def time_stages(model: EarlyExitCNN, images: torch.Tensor, batch_size: int, threshold: float = 0.5,
+                repeats: int = 15, warmup: int = 2) -> dict[str, Timing]:
+    """Per-image time of every layer of the reference model at one batch size, interleaved."""
+    model.eval()
+    batches = [images[i:i + batch_size] for i in range(0, len(images) - batch_size + 1, batch_size)]
+    conv1, relu1, pool1 = model.block1
+    conv2, relu2, pool2 = model.block2
+    with torch.no_grad():
+        inputs = {"images": batches}
+        inputs["conv1"] = [conv1(b) for b in batches]
+        inputs["relu1"] = [relu1(x) for x in inputs["conv1"]]
+        inputs["features1"] = [pool1(x) for x in inputs["relu1"]]
+        inputs["conv2"] = [conv2(x) for x in inputs["features1"]]
+        inputs["relu2"] = [relu2(x) for x in inputs["conv2"]]
+        inputs["features2"] = [pool2(x) for x in inputs["relu2"]]
+    stages = {
+        "block1: conv": (conv1, "images"), "block1: ReLU": (relu1, "conv1"), "block1: max-pool": (pool1, "relu1"),
+        "exit 1: head + decision": (lambda h: max_softmax_decision(model, h, threshold), "features1"),
+        "block2: conv": (conv2, "features1"), "block2: ReLU": (relu2, "conv2"), "block2: max-pool": (pool2, "relu2"),
+        "exit 2: head": (model.exit2, "features2"),
+    }
+
+    def over(fn, xs):
+        def run():
+            with torch.no_grad():
+                return [fn(x) for x in xs]
+        return run
+
+    timings = time_interleaved({name: over(fn, inputs[key]) for name, (fn, key) in stages.items()},
+                               repeats=repeats, warmup=warmup)
+    n = sum(len(b) for b in batches)
+    return {name: _per_image(t, n) for name, t in timings.items()}
+
+
+def max_softmax_decision(model: EarlyExitCNN, features1: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Exit 1's head and the max-softmax exit decision, as the reference routing computes them."""
+    return model.exit1(features1).softmax(1).amax(1) > threshold

@@ -118,3 +118,22 @@ def evaluate_threshold(threshold: float, scores: torch.Tensor, early_correct: to
     sweep = sweep_thresholds(scores, early_correct, final_correct, early_flops, full_flops,
                              torch.tensor([float(threshold)]))
     return sweep.point(0)
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, steps: int = 100) -> float:
+    """Temperature scaling (Guo et al., 2017): the T > 0 minimising the NLL of ``softmax(logits / T)``.
+
+    Fit it on validation logits; divide any split's logits by it before scoring.
+    """
+    log_t = torch.zeros((), requires_grad=True)  # optimise log T so that T stays positive
+    logits, labels = logits.detach(), labels.detach()
+    optimiser = torch.optim.LBFGS([log_t], lr=0.1, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    return float(log_t.detach().exp())

@@ -9,6 +9,8 @@ Same weights, same exit rule, same predictions as :func:`earlyexit.inference.rou
 * **Pool before ReLU**: ``relu(maxpool(x)) == maxpool(relu(x))`` exactly (ReLU is monotone),
   and the ReLU then touches a quarter of the values.
 * **``torch.inference_mode``** instead of ``no_grad``: no version counters or view tracking.
+* **Channels-last memory** (optional, an alternative to the strided maxima): ``max_pool2d`` is
+  fast on an NHWC tensor, at the price of one layout conversion per block.
 * **Chunks of at most 256 images**: a batch of 1024 makes activations (50 MB after block 1)
   that no longer fit in the CPU's caches; chunks that do are faster per image.
 * **A plain Python branch at batch size 1**: on a CPU, ``.item()`` costs a microsecond; masks,
@@ -34,15 +36,19 @@ def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
 class FastEarlyExit:
     """Inference-only early exit: ``FastEarlyExit(model, threshold)(images) -> EarlyExitResult``.
 
-    Batches larger than ``chunk_size`` are processed in chunks of that size.
+    Every optimisation can be switched off, so that Chapter 7 can measure each one; batches
+    larger than ``chunk_size`` (``None``: no limit) are processed in chunks of that size.
     """
 
-    def __init__(self, model: EarlyExitCNN, threshold: float, criterion: str = "max_softmax",
-                 chunk_size: int = 256) -> None:
+    def __init__(self, model: EarlyExitCNN, threshold: float, criterion: str = "max_softmax", *,
+                 pool_before_relu: bool = True, strided_max_pool: bool = True, channels_last: bool = False,
+                 use_inference_mode: bool = True, chunk_size: int | None = 256) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
         self.model, self.threshold, self.criterion = model.eval(), float(threshold), criterion
-        self.chunk_size = chunk_size
+        self.pool_before_relu, self.strided_max_pool, self.channels_last = pool_before_relu, strided_max_pool, channels_last
+        self.use_inference_mode = use_inference_mode
+        self.chunk_size = chunk_size or 2**62
         detach = lambda t: t.detach().clone()  # noqa: E731 - a snapshot: later training does not leak in
         self.w1, self.b1 = detach(model.block1[0].weight), detach(model.block1[0].bias)
         self.w2, self.b2 = detach(model.block2[0].weight), detach(model.block2[0].bias)
@@ -50,11 +56,22 @@ class FastEarlyExit:
         self.head2 = (detach(model.exit2[1].weight), detach(model.exit2[1].bias))
         self.confidence = (detach(model.confidence1[1].weight), detach(model.confidence1[1].bias))
 
+    def _conv_relu_pool(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        x = F.conv2d(x, weight, bias, padding=2)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        pool = max_pool_2x2 if self.strided_max_pool else lambda t: F.max_pool2d(t, 2)
+        return pool(x).relu_() if self.pool_before_relu else pool(x.relu())
+
     def block1(self, images: torch.Tensor) -> torch.Tensor:
-        return max_pool_2x2(F.conv2d(images, self.w1, self.b1, padding=2)).relu_()
+        return self._conv_relu_pool(images, self.w1, self.b1)
 
     def block2(self, features1: torch.Tensor) -> torch.Tensor:
-        return max_pool_2x2(F.conv2d(features1, self.w2, self.b2, padding=2)).relu_()
+        return self._conv_relu_pool(features1, self.w2, self.b2)
+
+    def grad_mode(self):
+        """``torch.inference_mode()``, or ``torch.no_grad()`` when that optimisation is off."""
+        return torch.inference_mode() if self.use_inference_mode else torch.no_grad()
 
     def exit1(self, features1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Exit-1 logits and each sample's score under the exit rule."""
@@ -66,31 +83,35 @@ class FastEarlyExit:
     def exit2(self, features1: torch.Tensor) -> torch.Tensor:
         return F.linear(self.block2(features1).flatten(1), *self.head2)
 
-    @torch.inference_mode()
     def full(self, images: torch.Tensor) -> torch.Tensor:
         """The whole network without early exit (the baseline), with the same optimisations."""
         check_image_batch(images)
-        if len(images) > self.chunk_size:
-            return torch.cat([self.full(chunk) for chunk in images.split(self.chunk_size)])
-        return self.exit2(self.block1(images))
+        with self.grad_mode():
+            return torch.cat([self.exit2(self.block1(chunk)) for chunk in images.split(self.chunk_size)])
 
-    @torch.inference_mode()
     def compute_all_then_mask(self, images: torch.Tensor) -> EarlyExitResult:
         """Every sample through both exits, then a per-sample choice: no routing at all."""
         check_image_batch(images)
-        if len(images) > self.chunk_size:
-            return _concat([self.compute_all_then_mask(chunk) for chunk in images.split(self.chunk_size)])
+        with self.grad_mode():
+            if len(images) > self.chunk_size:
+                return _concat([self.compute_all_then_mask(chunk) for chunk in images.split(self.chunk_size)])
+            return self._mask(images)
+
+    def _mask(self, images: torch.Tensor) -> EarlyExitResult:
         features1 = self.block1(images)
         logits1, scores = self.exit1(features1)
         exits = scores > self.threshold
         logits = torch.where(exits[:, None], logits1, self.exit2(features1))
         return EarlyExitResult(logits.argmax(1), (~exits).long(), logits)
 
-    @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> EarlyExitResult:
         check_image_batch(images)
-        if len(images) > self.chunk_size:
-            return _concat([self(chunk) for chunk in images.split(self.chunk_size)])
+        with self.grad_mode():
+            if len(images) > self.chunk_size:
+                return _concat([self._route(chunk) for chunk in images.split(self.chunk_size)])
+            return self._route(images)
+
+    def _route(self, images: torch.Tensor) -> EarlyExitResult:
         features1 = self.block1(images)
         logits, scores = self.exit1(features1)
         if len(images) == 1:

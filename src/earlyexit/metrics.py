@@ -92,3 +92,15 @@ def mean_and_spread(values: list[float]) -> tuple[float, float]:
     """Mean and (sample) standard deviation; the spread of one value is 0."""
     tensor = torch.tensor(values, dtype=torch.float64)
     return float(tensor.mean()), float(tensor.std()) if len(values) > 1 else 0.0
+
+
+def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, bins: int = 15) -> float:
+    """ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins."""
+    edges = torch.linspace(0, 1, bins + 1)
+    index = torch.bucketize(confidence.clamp(0, 1), edges[1:-1])
+    total = 0.0
+    for b in range(bins):
+        in_bin = index == b
+        if in_bin.any():
+            total += float(in_bin.float().mean()) * abs(float(confidence[in_bin].mean()) - float(correct[in_bin].float().mean()))
+    return total

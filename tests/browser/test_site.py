@@ -1,0 +1,128 @@
+"""The built book, opened in headless Chromium: every page of the table of contents loads with
+its title and images, internal links resolve, and no JavaScript error occurs.
+
+Needs ``make book`` first (``make browser`` does both) and Debian's ``chromium``.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from pathlib import Path
+from urllib.parse import urldefrag, urlparse
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+HTML = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+# Chromium's own background traffic is pointless here (no internet) and slows every start.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def toc_pages() -> list[str]:
+    """Every file of _toc.yml, as the path of its HTML page."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    return [f"{Path(f).with_suffix('')}.html" for f in files]
+
+
+PAGES = toc_pages()
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not (HTML / "index.html").is_file():
+        pytest.fail("no built book in _build/html: run `make book` first")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, server, path):
+    """Open one page with every request off this host blocked; return it and the JS errors seen."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    page.on("console", lambda msg: errors.append(f"console: {msg.text}")
+            if msg.type == "error" and "Failed to load resource" not in msg.text else None)
+    origin = urlparse(server).netloc
+    page.route("**/*", lambda route: route.continue_() if urlparse(route.request.url).netloc == origin else route.abort())
+    response = page.goto(server + path, wait_until="load")
+    return page, response, errors
+
+
+def test_toc_has_every_chapter():
+    assert len(PAGES) == 11 and PAGES[0] == "book/intro.html"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_loads_with_title_images_and_no_js_errors(browser, server, path):
+    page, response, errors = open_page(browser, server, path)
+    try:
+        assert response is not None and response.status == 200
+        heading = page.locator("main h1").first.inner_text().strip().rstrip("#").strip()
+        assert heading and heading in page.title(), f"title {page.title()!r} does not name the page ({heading!r})"
+        page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=10_000)
+        broken = page.evaluate("Array.from(document.images).filter(i => i.src.startsWith(location.origin)"
+                               " && i.naturalWidth === 0).map(i => i.src)")
+        assert broken == [], f"images that did not load: {broken}"
+        assert errors == [], f"JavaScript errors: {errors}"
+        if path == "book/intro.html":
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "intro.png"))
+    finally:
+        page.close()
+
+
+def test_chapters_show_their_figures(browser, server):
+    page, _, _ = open_page(browser, server, "notebooks/05_comparison.html")
+    try:
+        figures = page.evaluate("Array.from(document.querySelectorAll('main img')).filter(i => i.naturalWidth > 0).length")
+        assert figures >= 4
+        page.evaluate("document.querySelectorAll('main .cell_output img')[0].scrollIntoView()")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "05_comparison.png"))
+    finally:
+        page.close()
+
+
+def test_internal_links_resolve(browser, server):
+    page = browser.new_page()
+    seen: set[str] = set()
+    broken: list[str] = []
+    try:
+        for path in PAGES:
+            page.goto(server + path, wait_until="domcontentloaded")
+            links = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+            for link in links:
+                url = urldefrag(link).url
+                if not url.startswith(server) or url in seen:
+                    continue
+                seen.add(url)
+                if page.request.get(url).status != 200:
+                    broken.append(f"{path} -> {url}")
+    finally:
+        page.close()
+    assert broken == []
+    assert sum(1 for url in seen if "/notebooks/" in url) >= 7  # the chapters link to each other
