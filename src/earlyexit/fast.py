@@ -93,13 +93,16 @@ class FastEarlyExit:
         with self.grad_mode():
             return torch.cat([self.exit2(self.block1(chunk)) for chunk in images.split(self.chunk_size)])
 
-    def compute_all_then_mask(self, images: torch.Tensor) -> EarlyExitResult:
-        """Every sample through both exits, then a per-sample choice: no routing at all."""
+    def _in_chunks(self, step, images: torch.Tensor) -> EarlyExitResult:
         check_image_batch(images)
         with self.grad_mode():
-            if len(images) > self.chunk_size:
-                return _concat([self.compute_all_then_mask(chunk) for chunk in images.split(self.chunk_size)])
-            return self._mask(images)
+            if len(images) <= self.chunk_size:
+                return step(images)
+            return _concat([step(chunk) for chunk in images.split(self.chunk_size)])
+
+    def compute_all_then_mask(self, images: torch.Tensor) -> EarlyExitResult:
+        """Every sample through both exits, then a per-sample choice: no routing at all."""
+        return self._in_chunks(self._mask, images)
 
     def _mask(self, images: torch.Tensor) -> EarlyExitResult:
         features1 = self.block1(images)
@@ -109,11 +112,8 @@ class FastEarlyExit:
         return EarlyExitResult(logits.argmax(1), (~exits).long(), logits)
 
     def __call__(self, images: torch.Tensor) -> EarlyExitResult:
-        check_image_batch(images)
-        with self.grad_mode():
-            if len(images) > self.chunk_size:
-                return _concat([self._route(chunk) for chunk in images.split(self.chunk_size)])
-            return self._route(images)
+        """Early exit with the survivors routed through block 2 (a Python branch for one image)."""
+        return self._in_chunks(self._route, images)
 
     def _route(self, images: torch.Tensor) -> EarlyExitResult:
         features1 = self.block1(images)
