@@ -113,3 +113,14 @@ def test_expected_calibration_error_is_zero_when_calibrated_and_the_gap_otherwis
     correct = torch.tensor([True, True, True, False] * 25)
     assert expected_calibration_error(torch.full((100,), 0.75), correct) == pytest.approx(0.0, abs=1e-6)
     assert expected_calibration_error(torch.full((100,), 0.95), correct) == pytest.approx(0.2, abs=1e-6)
+
+
+def test_sweep_agrees_with_counting_each_threshold_directly():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.rand(500, generator=g).round(decimals=2)  # ties on purpose
+    early, final = torch.rand(500, generator=g) < 0.8, torch.rand(500, generator=g) < 0.9
+    sweep = sweep_thresholds(scores, early, final, 1.0, 10.0)
+    for t, fraction, accuracy in zip(sweep.thresholds, sweep.exit_fraction, sweep.accuracy):
+        exits = scores.double() > t
+        assert float(fraction) == pytest.approx(float(exits.double().mean()))
+        assert float(accuracy) == pytest.approx(float(torch.where(exits, early, final).double().mean()))

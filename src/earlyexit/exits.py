@@ -79,10 +79,15 @@ def sweep_thresholds(scores: torch.Tensor, early_correct: torch.Tensor, final_co
     if thresholds is None:
         thresholds = torch.cat([scores.new_tensor([0.0, 1.0]), scores]).unique()
     thresholds = thresholds.double().sort().values
-    exits = scores[None, :] > thresholds[:, None]
-    early, final = early_correct.double().flatten(), final_correct.double().flatten()
-    exit_fraction = exits.double().mean(dim=1)
-    accuracy = torch.where(exits, early[None, :], final[None, :]).mean(dim=1)
+    # Sorted by score, the samples that go on for threshold t are a prefix (score <= t), so
+    # cumulative sums give every threshold's counts in O(N log N) instead of a T x N mask.
+    order = scores.argsort()
+    early = torch.cat([scores.new_zeros(1), early_correct.double().flatten()[order].cumsum(0)])
+    final = torch.cat([scores.new_zeros(1), final_correct.double().flatten()[order].cumsum(0)])
+    n = len(scores)
+    going_on = torch.searchsorted(scores[order], thresholds, right=True)
+    exit_fraction = (n - going_on).double() / n
+    accuracy = (final[going_on] + early[-1] - early[going_on]) / n
     expected = exit_fraction * early_flops + (1 - exit_fraction) * full_flops
     return Sweep(thresholds, exit_fraction, accuracy, expected)
 
