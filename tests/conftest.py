@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import gzip
+import http.server
 import struct
+import threading
 from pathlib import Path
 
 import pytest
@@ -44,6 +48,20 @@ def write_idx(folder: Path, compressed: bool = True, truncate: str | None = None
         else:
             (folder / name).write_bytes(payload)
     return arrays
+
+
+@contextlib.contextmanager
+def serve_directory(folder: Path):
+    """Serve ``folder`` over HTTP on loopback for the duration of the block; yields the base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(autouse=True)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
-import threading
 
 import pytest
 import torch
 from torchvision import datasets
 
 from earlyexit import data
-from conftest import N_TEST, N_TRAIN, synthetic_arrays, write_idx
+from conftest import N_TEST, N_TRAIN, serve_directory, synthetic_arrays, write_idx
 
 
 def assert_loaded_synthetic(raw) -> None:
@@ -64,14 +61,8 @@ def local_mirror(tmp_path):
     """An HTTP server on loopback serving tmp_path/mirror, standing in for the dataset's mirror."""
     folder = tmp_path / "mirror"
     folder.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with serve_directory(folder) as url:
+        yield folder, url
 
 
 def test_download_route_uses_torchvision_only_when_nothing_is_local(local_mirror, monkeypatch, isolated_data_routes):

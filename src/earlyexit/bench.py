@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .fast import FastEarlyExit
-from .inference import EarlyExitResult, compute_all_then_mask, route_batch
+from .inference import EarlyExitResult, compute_all_then_mask, exit1_scores, route_batch
 from .models import EarlyExitCNN
 
 
@@ -98,7 +98,7 @@ def reference_pipeline(model: EarlyExitCNN, threshold: float, criterion: str = "
 
     @torch.no_grad()
     def early(x):
-        return max_softmax_decision(model, model.block1(x), threshold)
+        return exit_decision(model, model.block1(x), threshold, criterion)
 
     @torch.no_grad()
     def block1(x):
@@ -173,7 +173,7 @@ def measure_speed(pipeline: Pipeline, images: torch.Tensor, batch_size: int, ear
     the decision) for every image, and block 2 with exit 2 for the share ``1 - f`` that goes on,
     each at its measured per-image cost, with nothing paid for gathering and scattering.
     """
-    batches = [images[i:i + batch_size] for i in range(0, len(images) - batch_size + 1, batch_size)]
+    batches = full_batches(images, batch_size)
     features = [pipeline.block1(b) for b in batches]
     n = sum(len(b) for b in batches)
     exit_fraction = float(sum(int((pipeline.route(b).exit_index == 0).sum()) for b in batches)) / n
@@ -194,7 +194,7 @@ def time_stages(model: EarlyExitCNN, images: torch.Tensor, batch_size: int, thre
                 repeats: int = 15, warmup: int = 2) -> dict[str, Timing]:
     """Per-image time of every layer of the reference model at one batch size, interleaved."""
     model.eval()
-    batches = [images[i:i + batch_size] for i in range(0, len(images) - batch_size + 1, batch_size)]
+    batches = full_batches(images, batch_size)
     conv1, relu1, pool1 = model.block1
     conv2, relu2, pool2 = model.block2
     with torch.no_grad():
@@ -207,7 +207,7 @@ def time_stages(model: EarlyExitCNN, images: torch.Tensor, batch_size: int, thre
         inputs["features2"] = [pool2(x) for x in inputs["relu2"]]
     stages = {
         "block1: conv": (conv1, "images"), "block1: ReLU": (relu1, "conv1"), "block1: max-pool": (pool1, "relu1"),
-        "exit 1: head + decision": (lambda h: max_softmax_decision(model, h, threshold), "features1"),
+        "exit 1: head + decision": (lambda h: exit_decision(model, h, threshold), "features1"),
         "block2: conv": (conv2, "features1"), "block2: ReLU": (relu2, "conv2"), "block2: max-pool": (pool2, "relu2"),
         "exit 2: head": (model.exit2, "features2"),
     }
@@ -224,6 +224,12 @@ def time_stages(model: EarlyExitCNN, images: torch.Tensor, batch_size: int, thre
     return {name: _per_image(t, n) for name, t in timings.items()}
 
 
-def max_softmax_decision(model: EarlyExitCNN, features1: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Exit 1's head and the max-softmax exit decision, as the reference routing computes them."""
-    return model.exit1(features1).softmax(1).amax(1) > threshold
+def exit_decision(model: EarlyExitCNN, features1: torch.Tensor, threshold: float,
+                  criterion: str = "max_softmax") -> torch.Tensor:
+    """Exit 1's head and the exit decision, as the reference routing computes them."""
+    return exit1_scores(model, features1, model.exit1(features1), criterion) > threshold
+
+
+def full_batches(images: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """``images`` cut into batches of exactly ``batch_size`` (a ragged last batch is dropped)."""
+    return [images[i:i + batch_size] for i in range(0, len(images) - batch_size + 1, batch_size)]

@@ -38,7 +38,8 @@ def check_inputs(images: torch.Tensor, threshold: float) -> None:
         raise ValueError(f"images contain NaN or infinite values ({bad} of {len(images)} samples)")
 
 
-def _scores(model: EarlyExitCNN, features1: torch.Tensor, logits1: torch.Tensor, criterion: str) -> torch.Tensor:
+def exit1_scores(model: EarlyExitCNN, features1: torch.Tensor, logits1: torch.Tensor, criterion: str) -> torch.Tensor:
+    """Each sample's exit-1 score under ``criterion``, running the confidence head only when it is needed."""
     confidence_logit = model.confidence1(features1).squeeze(1) if criterion == "learned" else None
     return exit_scores(criterion, logits1, confidence_logit)
 
@@ -50,7 +51,7 @@ def route_batch(model: EarlyExitCNN, images: torch.Tensor, threshold: float,
     check_inputs(images, threshold)
     features1 = model.block1(images)
     logits = model.exit1(features1)
-    onward = torch.nonzero(_scores(model, features1, logits, criterion) <= threshold).squeeze(1)
+    onward = torch.nonzero(exit1_scores(model, features1, logits, criterion) <= threshold).squeeze(1)
     exit_index = torch.zeros(len(images), dtype=torch.long, device=images.device)
     if len(onward):
         deep_logits = model.exit2(model.block2(features1.index_select(0, onward)))
@@ -68,7 +69,7 @@ def route_one_by_one(model: EarlyExitCNN, images: torch.Tensor, threshold: float
     for image in images:
         features1 = model.block1(image[None])
         logits = model.exit1(features1)
-        if _scores(model, features1, logits, criterion).item() > threshold:
+        if exit1_scores(model, features1, logits, criterion).item() > threshold:
             exit_index.append(0)
         else:
             logits = model.exit2(model.block2(features1))
@@ -87,6 +88,6 @@ def compute_all_then_mask(model: EarlyExitCNN, images: torch.Tensor, threshold: 
     features1 = model.block1(images)
     logits1 = model.exit1(features1)
     logits2 = model.exit2(model.block2(features1))
-    exits = _scores(model, features1, logits1, criterion) > threshold
+    exits = exit1_scores(model, features1, logits1, criterion) > threshold
     logits = torch.where(exits[:, None], logits1, logits2)
     return EarlyExitResult(logits.argmax(dim=1), (~exits).long(), logits)
