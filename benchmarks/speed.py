@@ -1,11 +1,13 @@
-"""Speed of early exit against the full network, before and after the optimisations of Chapter 7.
+"""Speed of early exit against the full network: Chapters 7 and 8 as a benchmark that prints tables.
 
-    python -m benchmarks.speed [--batch-sizes 1 16 64 256 1024] [--repeats 15] [--threads N]
+    python -m benchmarks.speed [--batch-sizes 1 16 256 1024] [--repeats 15] [--threads N] [--no-onnx]
 
-Trains (or loads from ``.cache/``) the book's joint-loss model, chooses the threshold on the
-validation split (accuracy no worse than the full network's), and prints, per batch size:
-per-image time of the full network and of early exit, the measured speedup, the FLOPs-ideal
-and latency-ideal speedups, and the routing overhead; then the test accuracy of both.
+Trains (or loads from ``.cache/``) the book's joint-loss model and chooses the operating
+point on the validation split (spend 25% of the full network's FLOPs). Then, per batch
+size, in one interleaved run each: the reference and fast implementations against their
+own full networks, and (unless ``--no-onnx``) ONNX Runtime's full network and early-exit
+graph against the fastest full network measured. Speedups are medians of per-round
+ratios with 95% intervals (``earlyexit.timing``).
 """
 
 from __future__ import annotations
@@ -14,31 +16,47 @@ import argparse
 
 import torch
 
-from earlyexit.bench import (SpeedRow, fast_pipeline, machine_info, measure_speed, reference_pipeline)
+from earlyexit.calibration import calibrate
 from earlyexit.data import load_splits
+from earlyexit.evaluation import collect
+from earlyexit.exits import ThresholdRule
 from earlyexit.fast import FastEarlyExit
-from earlyexit.flops import path_flops
+from earlyexit.flops import exit_costs, full_network_flops
 from earlyexit.inference import route_batch
-from earlyexit.metrics import calibrate, collect
+from earlyexit.speed import fast_implementation, measure_speed, reference_implementation, speed_table
+from earlyexit.timing import machine_info, speedup, time_interleaved
 from earlyexit.training import TrainConfig, train_cached
+from earlyexit.utils import repo_root
 
-BATCH_SIZES = (1, 16, 64, 256, 1024)
-
-
-def images_for(batch_size: int, test_images: torch.Tensor) -> torch.Tensor:
-    """Enough test images for a stable exit fraction, without making batch size 1 take minutes."""
-    return test_images[: max(4 * batch_size, 512)]
+BATCH_SIZES = (1, 16, 256, 1024)
 
 
-def format_rows(rows: list[SpeedRow]) -> str:
-    header = (f"{'batch':>5} {'exit@1':>7} {'full µs/img':>12} {'early-exit':>11} {'measured':>9} "
-              f"{'FLOPs-ideal':>12} {'latency-ideal':>14} {'overhead':>9} {'mask-all':>9}")
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        lines.append(f"{r.batch_size:>5} {r.exit_fraction:>7.1%} {r.full.median * 1e6:>12.1f} "
-                     f"{r.early_exit.median * 1e6:>11.1f} {r.measured_speedup:>8.2f}x {r.flops_ideal:>11.2f}x "
-                     f"{r.latency_ideal_speedup:>13.2f}x {r.routing_overhead:>+9.1%} "
-                     f"{r.full.median / r.masked.median:>8.2f}x")
+def onnx_rows(model, rule, images: torch.Tensor, batch_sizes, repeats: int) -> str:
+    from earlyexit.export import EarlyExitModule, FullNetwork, export_onnx, session
+
+    folder = repo_root() / ".cache" / "onnx"
+    paths = {"full": export_onnx(FullNetwork(model), folder / "bench_full.onnx"),
+             "early exit": export_onnx(EarlyExitModule(model, rule), folder / "bench_early_exit.onnx")}
+    sessions = {f"ORT {k}, {t}t": session(p, threads=t) for k, p in paths.items() for t in (1, 2)}
+    fast = FastEarlyExit(model, rule)
+    lines = []
+    for b in batch_sizes:
+        batches = images[:max(b, 256)].split(b)
+        arrays = [x.numpy() for x in batches]
+        candidates = {"eager full": lambda: [fast.full(x) for x in batches],
+                      "eager early exit": lambda: [fast(x) for x in batches]}
+        for name, s in sessions.items():
+            candidates[name] = lambda s=s: [s.run(None, {"images": a}) for a in arrays]
+        timings = time_interleaved(candidates, repeats=repeats)
+        n = sum(len(x) for x in batches)
+        fulls = {k: t for k, t in timings.items() if "full" in k}
+        baseline = min(fulls, key=lambda k: fulls[k].median)
+        early = {k: t for k, t in timings.items() if "early exit" in k}
+        best = min(early, key=lambda k: early[k].median)
+        cells = "  ".join(f"{k} {t.median / n * 1e6:.1f}" for k, t in timings.items())
+        lines.append(f"batch {b:>4} (µs/image): {cells}\n"
+                     f"           best early exit ({best}) vs fastest full ({baseline}): "
+                     f"{speedup(timings[baseline], timings[best]).verdict()}")
     return "\n".join(lines)
 
 
@@ -47,29 +65,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES))
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime comparison")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     data = load_splits()
     model = train_cached(TrainConfig(), data).model
-    flops = path_flops(model)
-    val, test = collect(model, data.val_images, data.val_labels), collect(model, data.test_images, data.test_labels)
-    point = calibrate(val, test, "max_softmax", flops["early"], flops["deep"], max_accuracy_drop=0.0)
-    threshold = point.val.threshold
-    fast = FastEarlyExit(model, threshold)
+    costs, full = exit_costs(model), full_network_flops(model)
+    test = collect(model, data.test_images, data.test_labels)
+    point = calibrate(collect(model, data.val_images, data.val_labels), test, "max_softmax", *costs,
+                      target_flops=0.25 * full)
+    rule = ThresholdRule(point.threshold)
     for name, value in machine_info().items():
         print(f"{name}: {value}")
-    print(f"threshold {threshold:.4f} (chosen on validation: accuracy no worse than the full network)")
-    print(f"test accuracy: full network {point.test_final_accuracy:.2%}, early exit {point.test.accuracy:.2%}, "
-          f"{point.test.exit_fraction:.1%} leave at exit 1")
-    assert torch.equal(fast(data.test_images).predictions, route_batch(model, data.test_images, threshold).predictions)
-    print("fast path predictions identical to the reference on the whole test set\n")
-    for pipeline in (reference_pipeline(model, threshold), fast_pipeline(fast)):
-        rows = [measure_speed(pipeline, images_for(b, data.test_images), b, flops["early"], flops["deep"],
-                              flops["full"], repeats=args.repeats) for b in args.batch_sizes]
-        print(f"{pipeline.name} implementation (speedups relative to the same implementation's full network)")
-        print(format_rows(rows) + "\n")
+    print(f"threshold {point.threshold:.4f} (spends 25% of the full network's FLOPs on validation); "
+          f"test: {point.test.exit_fraction:.1%} leave at exit 1, accuracy {point.test.accuracy:.2%} "
+          f"(full network {point.test_final_accuracy:.2%})")
+    fast = FastEarlyExit(model, rule)
+    assert torch.equal(fast(data.test_images).exit_number, route_batch(model, data.test_images, rule).exit_number)
+    print("fast path: the reference's exits on the whole test set\n")
+    for impl in (reference_implementation(model, rule), fast_implementation(fast)):
+        rows = [measure_speed(impl, data.test_images[:max(b, 256)], b, costs, full, repeats=args.repeats)
+                for b in args.batch_sizes]
+        print(f"{impl.name} implementation (speedups over the same implementation's full network)")
+        print(speed_table(rows)._repr_markdown_() + "\n")
+    if not args.no_onnx:
+        print("ONNX Runtime (speedup of the best early exit over the fastest full network)")
+        print(onnx_rows(model, rule, data.test_images, args.batch_sizes, args.repeats))
     return 0
 
 

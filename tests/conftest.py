@@ -1,67 +1,13 @@
-"""Shared fixtures: small synthetic IDX datasets, and a tiny in-memory Splits for fast model tests."""
+"""Fixtures: every test is cut off from the real data, and a tiny in-memory Splits for model tests."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
-import gzip
-import http.server
-import struct
-import threading
-from pathlib import Path
 
 import pytest
 import torch
 
 from earlyexit import data
-
-N_TRAIN, N_TEST = 30, 12
-
-
-def idx_bytes(array: torch.Tensor) -> bytes:
-    """Encode a uint8 tensor as an IDX file (the MNIST format)."""
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.numpy().tobytes()
-
-
-def synthetic_arrays(seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "train-images-idx3-ubyte": torch.randint(0, 256, (N_TRAIN, 28, 28), generator=g, dtype=torch.uint8),
-        "train-labels-idx1-ubyte": torch.arange(N_TRAIN, dtype=torch.uint8) % 10,
-        "t10k-images-idx3-ubyte": torch.randint(0, 256, (N_TEST, 28, 28), generator=g, dtype=torch.uint8),
-        "t10k-labels-idx1-ubyte": (torch.arange(N_TEST, dtype=torch.uint8) * 3) % 10,
-    }
-
-
-def write_idx(folder: Path, compressed: bool = True, truncate: str | None = None) -> dict[str, torch.Tensor]:
-    """Write the four files into ``folder`` (``.gz`` like Debian, or raw); optionally cut one short."""
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = synthetic_arrays()
-    for name, array in arrays.items():
-        payload = idx_bytes(array)
-        if name == truncate:
-            payload = payload[: len(payload) // 2]
-        if compressed:
-            (folder / f"{name}.gz").write_bytes(gzip.compress(payload))
-        else:
-            (folder / name).write_bytes(payload)
-    return arrays
-
-
-@contextlib.contextmanager
-def serve_directory(folder: Path):
-    """Serve ``folder`` over HTTP on loopback for the duration of the block; yields the base URL."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import torch
 from torchvision import datasets
 
 from earlyexit import data
-from conftest import N_TEST, N_TRAIN, serve_directory, synthetic_arrays, write_idx
+from helpers import N_TEST, N_TRAIN, serve_directory, synthetic_arrays, write_idx
 
 
 def assert_loaded_synthetic(raw) -> None:
@@ -142,3 +142,32 @@ def test_command_line_reports_missing_data_without_traceback(capsys):
     assert data.main(["--no-download"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: Could not find the fashion-mnist dataset") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("damage", ["truncated gzip", "not gzip"])
+def test_a_broken_gz_file_raises_the_modules_own_error(tmp_path, damage):
+    write_idx(tmp_path / "bad")
+    target = tmp_path / "bad" / "train-labels-idx1-ubyte.gz"
+    payload = target.read_bytes()
+    target.write_bytes(payload[: len(payload) // 2] if damage == "truncated gzip" else b"plain text, not gzip")
+    with pytest.raises(data.DataCorruptError, match="train-labels-idx1-ubyte.gz is not a complete gzip file"):
+        data.load_raw(root=tmp_path / "bad", download=False, cache_dir=tmp_path / "cache")
+    assert not any(p.name.startswith(".staging") for p in (tmp_path / "cache" / "FashionMNIST").iterdir())
+
+
+def test_labels_outside_the_classes_are_refused(tmp_path, monkeypatch):
+    arrays = synthetic_arrays()
+    arrays["train-labels-idx1-ubyte"][3] = 12
+    monkeypatch.setattr("helpers.synthetic_arrays", lambda seed=0: arrays)
+    write_idx(tmp_path / "bad", compressed=False)
+    with pytest.raises(data.DataCorruptError, match="labels from 0 to 12, expected 0 to 9"):
+        data.load_raw(root=tmp_path / "bad", download=False, cache_dir=tmp_path / "cache")
+
+
+def test_images_of_another_size_are_refused(tmp_path, monkeypatch):
+    arrays = synthetic_arrays()
+    arrays["t10k-images-idx3-ubyte"] = arrays["t10k-images-idx3-ubyte"][:, :20, :20].contiguous()
+    monkeypatch.setattr("helpers.synthetic_arrays", lambda seed=0: arrays)
+    write_idx(tmp_path / "bad", compressed=False)
+    with pytest.raises(data.DataCorruptError, match=r"images of shape \(12, 20, 20\), expected \(N, 28, 28\)"):
+        data.load_raw(root=tmp_path / "bad", download=False, cache_dir=tmp_path / "cache")

@@ -1,80 +1,130 @@
-"""Batched early-exit routing gives exactly what one-sample-at-a-time routing gives."""
+"""Batched early-exit routing gives exactly what one-image-at-a-time routing gives, for every rule."""
 
 import pytest
 import torch
 
-from earlyexit.exits import exit_scores
+from earlyexit.exits import PatienceRule, ThresholdRule, exit_scores
 from earlyexit.inference import compute_all_then_mask, route_batch, route_one_by_one
 from earlyexit.models import EarlyExitCNN
+from helpers import assert_same_result, logits_tolerance, on_every_device, sharpened_model, threshold_between
+
+SIZES = [0, 1, 2, 7, 64]
 
 
-@pytest.fixture
-def model_and_batch():
-    torch.manual_seed(0)
-    model = EarlyExitCNN().eval()
-    with torch.no_grad():  # sharpen exit 1 so that its scores spread over [0.1, 1]
-        model.exit1[1].weight.mul_(40)
-    return model, torch.randn(64, 1, 28, 28)
+@pytest.fixture(scope="module")
+def images():
+    return torch.randn(64, 1, 28, 28, generator=torch.Generator().manual_seed(1))
 
 
 @torch.no_grad()
-def median_score(model, images, criterion):
+def scores_at(model, images, criterion, exit_number=1):
     out = model(images)
-    return float(exit_scores(criterion, out.exit_logits[0], out.confidence_logit).median())
+    confidence = out.confidence_logits[exit_number - 1] if exit_number <= len(out.confidence_logits) else None
+    return exit_scores(criterion, out.exit_logits[exit_number - 1], confidence)
 
 
-def assert_same(a, b):
-    assert torch.equal(a.predictions, b.predictions)
-    assert torch.equal(a.exit_index, b.exit_index)
-    torch.testing.assert_close(a.logits, b.logits, rtol=1e-5, atol=1e-5)
+def rules_for(model, images):
+    """Every kind of rule, with thresholds at both extremes and between sample scores."""
+    rules = {}
+    for criterion in ("max_softmax", "entropy", "learned"):
+        rules[f"{criterion}, none exit"] = ThresholdRule(1.0, criterion)
+        rules[f"{criterion}, all exit"] = ThresholdRule(0.0, criterion)
+        middle = [threshold_between(scores_at(model, images, criterion, k)) for k in range(1, model.num_exits)]
+        rules[f"{criterion}, some exit"] = ThresholdRule(middle, criterion)
+    rules["patience 2"] = PatienceRule(2)
+    if model.num_exits >= 3:
+        rules["patience 3"] = PatienceRule(3)
+    return rules
 
 
-@pytest.mark.parametrize("criterion", ["max_softmax", "entropy", "learned"])
-@pytest.mark.parametrize("which", ["none exit", "some exit", "all exit"])
-def test_batched_routing_equals_one_by_one(model_and_batch, criterion, which):
-    model, images = model_and_batch
-    threshold = {"none exit": 1.0, "all exit": 0.0, "some exit": median_score(model, images, criterion)}[which]
-    batched = route_batch(model, images, threshold, criterion)
-    assert_same(batched, route_one_by_one(model, images, threshold, criterion))
-    assert_same(batched, compute_all_then_mask(model, images, threshold, criterion))
-    exited = int((batched.exit_index == 0).sum())
-    assert {"none exit": exited == 0, "all exit": exited == 64, "some exit": 0 < exited < 64}[which]
+@pytest.mark.parametrize("channels", [(16, 32), (16, 32, 32)], ids=["2 exits", "3 exits"])
+@pytest.mark.parametrize("size", SIZES)
+@on_every_device
+def test_batched_routing_equals_one_by_one(images, channels, size, device):
+    model = sharpened_model(channels).to(device)
+    x = images.to(device)
+    atol = logits_tolerance(model, x)
+    for rule in rules_for(model, x).values():
+        batched = route_batch(model, x[:size], rule)
+        assert batched.logits.device == x.device and batched.exit_number.device == x.device
+        assert_same_result(batched, route_one_by_one(model, x[:size], rule), atol)
+        assert_same_result(batched, compute_all_then_mask(model, x[:size], rule), atol)
 
 
-def test_results_come_back_in_batch_order(model_and_batch):
-    model, images = model_and_batch
-    threshold = median_score(model, images, "max_softmax")
+def test_threshold_extremes_and_the_middle_send_who_they_should(images):
+    model = sharpened_model()
+    threshold = threshold_between(scores_at(model, images, "max_softmax"))
+    exits = {t: int((route_batch(model, images, t).exit_number == 1).sum()) for t in (0.0, threshold, 1.0)}
+    assert exits[0.0] == 64 and exits[1.0] == 0 and 20 < exits[threshold] < 44
+
+
+def test_results_come_back_in_batch_order(images):
+    model = sharpened_model((16, 32, 32))
+    result = route_batch(model, images, ThresholdRule([threshold_between(scores_at(model, images, "max_softmax", k))
+                                                       for k in (1, 2)]))
     out = model(images)
-    result = route_batch(model, images, threshold)
-    expected = torch.where(result.exit_index[:, None] == 0, out.exit_logits[0], out.exit_logits[1])
-    torch.testing.assert_close(result.logits, expected, rtol=1e-5, atol=1e-5)
+    expected = torch.stack(out.exit_logits)[result.exit_number - 1, torch.arange(64)]
+    torch.testing.assert_close(result.logits, expected, rtol=0, atol=logits_tolerance(model, images))
+    assert set(result.exit_number.tolist()) == {1, 2, 3}
 
 
-@pytest.mark.parametrize("size", [0, 1])
-def test_tiny_batches(model_and_batch, size):
-    model, images = model_and_batch
-    for threshold in (0.0, 1.0):
-        batched = route_batch(model, images[:size], threshold)
-        assert batched.predictions.shape == (size,) and batched.logits.shape == (size, 10)
-        assert_same(batched, route_one_by_one(model, images[:size], threshold))
+def test_a_score_equal_to_the_float32_threshold_stays_in_every_path():
+    """A zero-initialised confidence head scores exactly sigmoid(0) = 0.5 for everyone. With the
+    threshold 0.5 (exactly representable) nobody exits; with 0.1 (not representable) the float32
+    comparison and the float64 comparison after .item() must agree too."""
+    model = EarlyExitCNN().eval()
+    with torch.no_grad():
+        model.confidence_heads[0].linear.weight.zero_()
+        model.confidence_heads[0].linear.bias.fill_(-2.1972246)  # sigmoid = 0.1 in float32 (about)
+    images = torch.randn(5, 1, 28, 28)
+    score = float(scores_at(model, images, "learned")[0])
+    for threshold in (score, 0.5):
+        batched = route_batch(model, images, threshold, "learned")
+        assert torch.equal(batched.exit_number, route_one_by_one(model, images, threshold, "learned").exit_number)
+        assert torch.equal(batched.exit_number, compute_all_then_mask(model, images, threshold, "learned").exit_number)
+    assert (route_batch(model, images, score, "learned").exit_number == 2).all()  # score > score is False
 
 
-@pytest.mark.parametrize("threshold", [-0.1, 1.5, float("nan"), "0.5"])
-def test_threshold_outside_unit_interval_is_rejected(model_and_batch, threshold):
-    model, images = model_and_batch
-    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\]"):
-        route_batch(model, images, threshold)
+def test_a_nan_score_goes_deep_in_every_path(images):
+    model = sharpened_model()
+    with torch.no_grad():
+        model.exits[0].linear.weight[3, 7] = float("nan")  # every exit-1 score becomes NaN
+    for path in (route_batch, route_one_by_one, compute_all_then_mask):
+        assert (path(model, images[:9], 0.0).exit_number == 2).all(), path.__name__
 
 
-def test_nan_input_is_rejected(model_and_batch):
-    model, images = model_and_batch
-    images = images.clone()
-    images[3, 0, 5, 5] = float("nan")
+@pytest.mark.parametrize("threshold, error", [(-0.1, ValueError), (1.5, ValueError), (float("nan"), ValueError),
+                                              ("0.5", TypeError), (None, TypeError), (True, TypeError),
+                                              (torch.tensor([0.2, 0.3]), TypeError)])
+def test_bad_thresholds_are_rejected_with_their_name(images, threshold, error):
+    with pytest.raises(error, match="threshold"):
+        route_batch(sharpened_model(), images, threshold)
+
+
+def test_numpy_and_tensor_thresholds_are_accepted(images):
+    np = pytest.importorskip("numpy")
+    model = sharpened_model()
+    expected = route_batch(model, images, 0.5).exit_number
+    for threshold in (np.float32(0.5), np.float64(0.5), torch.tensor(0.5), torch.tensor([0.5])):
+        assert torch.equal(route_batch(model, images, threshold).exit_number, expected)
+
+
+def test_thresholds_must_match_the_number_of_exits(images):
+    with pytest.raises(ValueError, match="needs 2 thresholds"):
+        route_batch(sharpened_model((16, 32, 32)), images, [0.5])
+    with pytest.raises(ValueError, match="can never agree"):
+        route_batch(sharpened_model(), images, PatienceRule(3))
+    with pytest.raises(ValueError, match="criterion inside the rule"):
+        route_batch(sharpened_model(), images, PatienceRule(2), "entropy")
+
+
+def test_nan_images_and_wrong_shapes_are_rejected(images):
+    model = sharpened_model()
+    bad = images.clone()
+    bad[3, 0, 5, 5] = float("nan")
     with pytest.raises(ValueError, match=r"NaN or infinite values \(1 of 64 samples\)"):
-        route_batch(model, images, 0.5)
-
-
-def test_wrong_shape_is_rejected(model_and_batch):
-    model, images = model_and_batch
+        route_batch(model, bad, 0.5)
     with pytest.raises(ValueError, match="4-D batch"):
         route_batch(model, images[0], 0.5)
+    with pytest.raises(TypeError, match="floating-point"):
+        route_batch(model, images.to(torch.uint8), 0.5)

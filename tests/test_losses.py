@@ -50,7 +50,8 @@ def test_zeroing_parameter_gradients_does_not_select_samples(tiny_problem):
 def test_masked_loss_with_everyone_kept_is_the_plain_mean(tiny_problem):
     model, x, y, _ = tiny_problem
     logits = model(x)
-    torch.testing.assert_close(masked_deep_loss(logits, y, torch.ones_like(y, dtype=torch.bool)), F.cross_entropy(logits, y))
+    everyone = torch.ones_like(y, dtype=torch.bool)
+    torch.testing.assert_close(masked_deep_loss(logits, y, everyone), F.cross_entropy(logits, y))
     assert masked_deep_loss(logits, y, torch.zeros_like(y, dtype=torch.bool)) == 0
 
 
@@ -60,12 +61,48 @@ def test_masked_loss_rejects_a_mask_of_the_wrong_shape(tiny_problem):
         masked_deep_loss(model(x), y, keep[:4])
 
 
+@pytest.mark.parametrize("keep", [
+    torch.tensor([2, 0, 1, 1, 0, 0, 1, 0]), torch.tensor([0.5, 0, 1, 1, 0, 0, 1, 0]),
+    torch.tensor([-1, 0, 1, 1, 0, 0, 1, 0]), torch.tensor([float("nan"), 0, 1, 1, 0, 0, 1, 0])])
+def test_masked_loss_accepts_only_booleans_or_zeros_and_ones(tiny_problem, keep):
+    model, x, y, _ = tiny_problem
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        masked_deep_loss(model(x), y, keep)
+
+
+def test_zero_one_masks_give_the_boolean_result(tiny_problem):
+    model, x, y, keep = tiny_problem
+    logits = model(x)
+    torch.testing.assert_close(masked_deep_loss(logits, y, keep.long()), masked_deep_loss(logits, y, keep))
+
+
+def test_targets_of_the_wrong_shape_or_type_fail_clearly(tiny_problem):
+    model, x, y, keep = tiny_problem
+    with pytest.raises(ValueError, match=r"use targets.squeeze\(1\)"):
+        masked_deep_loss(model(x), y[:, None], keep)
+    with pytest.raises(ValueError, match="int64"):
+        joint_loss([model(x)], y.float())
+    with pytest.raises(ValueError, match="do not match"):
+        joint_loss([model(x)], y[:5])
+
+
+def test_joint_loss_needs_at_least_one_exit_and_valid_weights(tiny_problem):
+    model, x, y, _ = tiny_problem
+    with pytest.raises(ValueError, match="at least one exit"):
+        joint_loss([], y)
+    for bad in ((1.0, float("nan")), (1.0, -0.5)):
+        with pytest.raises(ValueError, match="finite numbers >= 0"):
+            joint_loss([model(x), model(x)], y, bad)
+
+
 def test_joint_loss_is_the_weighted_sum_of_exit_losses():
     torch.manual_seed(0)
     a, b, y = torch.randn(4, 10), torch.randn(4, 10), torch.randint(0, 10, (4,))
     expected = 0.3 * F.cross_entropy(a, y) + 2.0 * F.cross_entropy(b, y)
     torch.testing.assert_close(joint_loss((a, b), y, (0.3, 2.0)), expected)
     torch.testing.assert_close(joint_loss((a, b), y), F.cross_entropy(a, y) + F.cross_entropy(b, y))
+    c = torch.randn(4, 10)
+    torch.testing.assert_close(joint_loss((a, b, c), y, (1, 0, 2)), F.cross_entropy(a, y) + 2 * F.cross_entropy(c, y))
     with pytest.raises(ValueError, match="2 exits"):
         joint_loss((a, b), y, (1.0,))
 

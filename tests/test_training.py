@@ -10,12 +10,13 @@ import torch.nn.functional as F
 from earlyexit.losses import masked_deep_loss
 from earlyexit.models import EarlyExitCNN
 from earlyexit.training import TrainConfig, cache_path, train, train_cached, training_loss
+from helpers import on_every_device
 
 FAST = dict(epochs=1, batch_size=50)
 
 
 def weights(model):
-    return torch.cat([p.detach().flatten() for p in model.parameters()])
+    return torch.cat([p.detach().flatten().cpu() for p in model.parameters()])
 
 
 def grad_or_zero(parameter):
@@ -23,9 +24,9 @@ def grad_or_zero(parameter):
 
 
 def test_same_seed_gives_identical_weights_and_another_seed_does_not(tiny_splits):
-    a = train(TrainConfig(seed=3, **FAST), tiny_splits, progress=False)
-    b = train(TrainConfig(seed=3, **FAST), tiny_splits, progress=False)
-    c = train(TrainConfig(seed=4, **FAST), tiny_splits, progress=False)
+    a = train(TrainConfig(seed=3, **FAST), tiny_splits, progress=False, device="cpu")
+    b = train(TrainConfig(seed=3, **FAST), tiny_splits, progress=False, device="cpu")
+    c = train(TrainConfig(seed=4, **FAST), tiny_splits, progress=False, device="cpu")
     assert torch.equal(weights(a.model), weights(b.model))
     assert not torch.equal(weights(a.model), weights(c.model))
 
@@ -37,15 +38,30 @@ def test_history_has_one_entry_per_epoch_with_loss_and_accuracy(tiny_splits):
         assert all(isinstance(h[key], float) for h in trained.history)
 
 
-def test_routing_survivors_in_training_gives_the_masked_loss_gradient(tiny_splits):
-    """Training sends only non-exiting samples through block 2; that must equal masking the
-    deep loss over the full batch."""
+@on_every_device
+def test_training_runs_on_the_device_and_returns_a_cpu_model_from_the_cache(tiny_splits, tmp_path, device):
+    trained = train_cached(TrainConfig(regime="masked", **FAST), tiny_splits, progress=False, cache_dir=tmp_path,
+                           device=device)
+    assert all(p.device.type == "cpu" for p in trained.model.parameters())
+    assert 0.0 <= trained.history[-1]["train_deep_fraction"] <= 1.0
+
+
+def test_three_exit_networks_train_in_every_regime(tiny_splits):
+    for regime in ("joint", "masked", "learned"):
+        trained = train(TrainConfig(regime=regime, channels=(8, 8, 8), **FAST), tiny_splits, progress=False)
+        assert trained.model.num_exits == 3 and "val_exit3_accuracy" in trained.history[-1]
+
+
+@pytest.mark.parametrize("channels", [(16, 32), (16, 32, 32)])
+def test_routing_survivors_in_training_gives_the_masked_loss_gradient(tiny_splits, channels):
+    """Training sends only the samples that did not exit through the next block; that must equal
+    masking each later exit's loss over the full batch."""
     torch.manual_seed(0)
-    model = EarlyExitCNN()
+    model = EarlyExitCNN(channels)
     images, targets = tiny_splits.train_images[:40], tiny_splits.train_labels[:40]
     with torch.no_grad():
         median = float(model(images).exit_logits[0].softmax(1).amax(1).median())
-    config = TrainConfig(regime="masked", gate_threshold=median, confidence_weight=0.0)
+    config = TrainConfig(regime="masked", channels=channels, gate_threshold=median, confidence_weight=0.0)
     loss, stats = training_loss(model, images, targets, config)
     assert 0 < stats["deep_fraction"] < 1  # the gate splits this batch
     model.zero_grad()
@@ -54,8 +70,11 @@ def test_routing_survivors_in_training_gives_the_masked_loss_gradient(tiny_split
 
     model.zero_grad()
     out = model(images)
-    keep = out.exit_logits[0].softmax(1).amax(1).detach() <= config.gate_threshold
-    reference = F.cross_entropy(out.exit_logits[0], targets) + masked_deep_loss(out.exit_logits[1], targets, keep)
+    keep = torch.ones(len(targets), dtype=torch.bool)
+    reference = F.cross_entropy(out.exit_logits[0], targets)
+    for k in range(1, len(channels)):
+        keep = keep & (out.exit_logits[k - 1].softmax(1).amax(1).detach() <= median)
+        reference = reference + masked_deep_loss(out.exit_logits[k], targets, keep)
     reference.backward()
     for got, expected in zip(routed, [grad_or_zero(p) for p in model.parameters()]):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
@@ -68,22 +87,39 @@ def test_confidence_head_trains_without_touching_the_backbone(tiny_splits):
     with_conf, _ = training_loss(model, images, targets, TrainConfig(confidence_weight=1.0))
     without, _ = training_loss(model, images, targets, TrainConfig(confidence_weight=0.0))
     (with_conf - without).backward()
-    assert model.confidence1[1].weight.grad.abs().sum() > 0
-    assert model.block1[0].weight.grad is None or model.block1[0].weight.grad.abs().sum() == 0
+    assert model.confidence_heads[0].linear.weight.grad.abs().sum() > 0
+    assert model.blocks[0].conv.weight.grad is None or model.blocks[0].conv.weight.grad.abs().sum() == 0
 
 
-def test_unknown_regime_and_bad_gate_are_rejected():
-    with pytest.raises(ValueError, match="unknown regime"):
-        TrainConfig(regime="distill")
-    with pytest.raises(ValueError, match="gate_threshold"):
-        TrainConfig(gate_threshold=2.0)
+@pytest.mark.parametrize("change, message", [
+    ({"regime": "distill"}, "unknown regime"), ({"gate_threshold": 2.0}, "gate_threshold"),
+    ({"lr": float("nan")}, "lr"), ({"lr": -1e-3}, "lr"), ({"lr": 0}, "lr"),
+    ({"exit_weights": (1.0,)}, "1 exit_weights for 2 exits"), ({"exit_weights": (1.0, -1.0)}, "exit_weights"),
+    ({"exit_weights": (0, 0)}, "at least one exit weight"), ({"confidence_weight": -1}, "confidence_weight"),
+    ({"epochs": 1.5}, "epochs"), ({"epochs": 0}, "epochs"), ({"batch_size": True}, "batch_size"),
+    ({"dataset": "cifar"}, "unknown dataset"), ({"val_size": 0}, "val_size"), ({"seed": -1}, "seed"),
+    ({"channels": (16,)}, "channels"),
+])
+def test_bad_configurations_are_refused_with_their_name(change, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**change)
+
+
+def test_equal_configurations_share_one_key():
+    base = TrainConfig()
+    for same in (TrainConfig(exit_weights=(1, 1)), TrainConfig(exit_weights=[1.0, 1.0]),
+                 TrainConfig(gate_threshold=0.9), TrainConfig(confidence_weight=1), TrainConfig(channels=[16, 32])):
+        assert same == base and same.key() == base.key()
+    assert TrainConfig(gate_threshold=1) == TrainConfig(gate_threshold=1.0)
+    assert TrainConfig(gate_threshold=1).key() == TrainConfig(gate_threshold=1.0).key()
 
 
 def test_cache_key_changes_with_any_setting():
     base = TrainConfig()
     keys = {base.key()} | {dataclasses.replace(base, **change).key() for change in
-                           ({"seed": 1}, {"lr": 1e-3}, {"regime": "masked"}, {"exit_weights": (0.3, 1.0)})}
-    assert len(keys) == 5
+                           ({"seed": 1}, {"lr": 1e-3}, {"regime": "masked"}, {"exit_weights": (0.3, 1.0)},
+                            {"channels": (16, 32, 32), "exit_weights": None})}
+    assert len(keys) == 6
 
 
 def test_cache_miss_trains_then_hit_loads_the_same_weights(tiny_splits, tmp_path):
@@ -95,6 +131,15 @@ def test_cache_miss_trains_then_hit_loads_the_same_weights(tiny_splits, tmp_path
     assert second.from_cache and second.history == first.history
     assert torch.equal(weights(first.model), weights(second.model))
     assert [p.name for p in tmp_path.iterdir()] == [cache_path(config, tmp_path).name]  # no temp files left
+
+
+def test_a_list_of_exit_weights_hits_the_cache_without_warnings(tiny_splits, tmp_path):
+    train_cached(TrainConfig(exit_weights=[0.3, 1], **FAST), tiny_splits, progress=False, cache_dir=tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = train_cached(TrainConfig(exit_weights=(0.3, 1.0), **FAST), tiny_splits, progress=False,
+                             cache_dir=tmp_path)
+    assert again.from_cache
 
 
 def test_corrupt_checkpoint_is_retrained_and_replaced(tiny_splits, tmp_path):

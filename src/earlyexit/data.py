@@ -13,11 +13,13 @@ Run ``python -m earlyexit.data`` to make sure the data is present.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import os
 import shutil
 import sys
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,9 +55,6 @@ DATASETS: dict[str, DatasetInfo] = {
     ),
     "mnist": DatasetInfo(datasets.MNIST, 0.1307, 0.3081, None, None),
 }
-
-FASHION_CLASSES = tuple(datasets.FashionMNIST.classes)
-
 
 class DataNotFoundError(FileNotFoundError):
     """No copy of the dataset was found and it could not be downloaded."""
@@ -108,8 +107,14 @@ def _stage(source: Path, target_root: Path, info: DatasetInfo) -> Path:
         for name in RAW_FILES:
             if (source / name).is_file():
                 shutil.copyfile(source / name, tmp / name)
-            else:
+                continue
+            try:
                 extract_archive(source / f"{name}.gz", tmp)
+            except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+                raise DataCorruptError(
+                    f"{source / (name + '.gz')} is not a complete gzip file ({error}). "
+                    "Delete it (or reinstall the package that provided it) and run `python -m earlyexit.data` again."
+                ) from None
         if target_raw.exists():
             shutil.rmtree(target_raw)
         os.replace(tmp, target_raw)
@@ -185,8 +190,11 @@ class Splits:
         return {"train": len(self.train_labels), "val": len(self.val_labels), "test": len(self.test_labels)}
 
 
+RawData = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[str, ...]]
+
+
 def load_raw(name: str = "fashion-mnist", root: str | Path | None = None, download: bool = True,
-             cache_dir: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[str, ...]]:
+             cache_dir: str | Path | None = None) -> RawData:
     """Train images, train labels, test images, test labels (uint8 / int64) and class names."""
     info = _dataset_info(name)
     folder = locate(name, root, download, cache_dir)
@@ -199,11 +207,16 @@ def load_raw(name: str = "fashion-mnist", root: str | Path | None = None, downlo
             "They are probably truncated: delete them and run `python -m earlyexit.data` again."
         ) from None
     for split in (train, test):
-        if split.data.ndim != 3 or len(split.data) != len(split.targets):
-            raise DataCorruptError(
-                f"The {name} files in {_torchvision_raw(folder, info)} disagree: "
-                f"{tuple(split.data.shape)} images for {len(split.targets)} labels."
-            )
+        problem = None
+        if split.data.ndim != 3 or tuple(split.data.shape[1:]) != (28, 28):
+            problem = f"images of shape {tuple(split.data.shape)}, expected (N, 28, 28)"
+        elif len(split.data) != len(split.targets):
+            problem = f"{len(split.data)} images for {len(split.targets)} labels"
+        elif len(split.targets) and not 0 <= int(split.targets.min()) <= int(split.targets.max()) < len(split.classes):
+            low, high = int(split.targets.min()), int(split.targets.max())
+            problem = f"labels from {low} to {high}, expected 0 to {len(split.classes) - 1}"
+        if problem:
+            raise DataCorruptError(f"The {name} files in {_torchvision_raw(folder, info)} hold {problem}.")
     return train.data, train.targets, test.data, test.targets, tuple(train.classes)
 
 
@@ -236,7 +249,10 @@ def make_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int = 12
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     dataset = TensorDataset(images, labels)
-    base = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed)) if shuffle else SequentialSampler(dataset)
+    if shuffle:
+        base = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+    else:
+        base = SequentialSampler(dataset)
     return DataLoader(dataset, sampler=BatchSampler(base, batch_size, drop_last=False), batch_size=None,
                       num_workers=num_workers)
 

@@ -1,15 +1,28 @@
-"""Exit criteria (a score per sample, higher = more confident) and threshold calibration.
+"""Exit criteria, the exit decision, and the rules that make it at each exit.
 
-Every criterion maps to [0, 1], and a sample exits when ``score > threshold``, as in the
-forum's ``conf > 0.5``: threshold 1 sends every sample on, threshold 0 lets (almost) all exit.
+A criterion scores each sample at an exit, in [0, 1], higher = more confident. The decision
+is the forum's ``conf > 0.5``, made per sample: **leave when score > threshold**. Every path
+of the package (batched routing, one-by-one routing, compute-all-then-mask, the fast path,
+the exported graph, the threshold sweep) decides through :func:`exit_decision`, with
+
+* **one dtype**: the threshold is rounded once to float32, the dtype of the scores, so a
+  comparison in float32 and one in float64 (after ``.item()``) agree;
+* **one NaN policy**: a NaN score never exits (``NaN > t`` is False). A sample whose score
+  cannot be trusted gets the whole network.
+
+Threshold 1 sends every sample on (no float32 score exceeds 1); threshold 0 lets every
+sample exit whose score is above 0.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import numbers
+from collections.abc import Sequence
 
 import torch
+
+CRITERIA = ("max_softmax", "entropy", "learned")
 
 
 def max_softmax(logits: torch.Tensor) -> torch.Tensor:
@@ -18,127 +31,148 @@ def max_softmax(logits: torch.Tensor) -> torch.Tensor:
 
 
 def entropy_confidence(logits: torch.Tensor) -> torch.Tensor:
-    """``1 - H(p) / log(C)``: BranchyNet's entropy rule, rescaled to [0, 1] with 1 = certain."""
-    log_p = logits.log_softmax(dim=1)
-    entropy = -(log_p.exp() * log_p).sum(dim=1)
+    """``1 - H(p) / log(C)``: BranchyNet's entropy rule in [0, 1], 1 = certain.
+
+    ``torch.special.entr`` gives ``-p log p`` with the limit 0 at p = 0, so
+    logits of -inf (classes ruled out) still give a score in [0, 1].
+    """
+    entropy = torch.special.entr(logits.softmax(dim=1)).sum(dim=1)
     return (1.0 - entropy / math.log(logits.shape[1])).clamp(0.0, 1.0)
 
 
 def learned_confidence(confidence_logit: torch.Tensor) -> torch.Tensor:
-    """The confidence head's probability that exit 1 is right."""
+    """The confidence head's probability that its exit is right."""
     return torch.sigmoid(confidence_logit)
 
 
-CRITERIA = ("max_softmax", "entropy", "learned")
+def check_criterion(criterion: str) -> str:
+    """Return ``criterion`` if it names one of ``CRITERIA``, else raise a ValueError."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown exit criterion {criterion!r}; expected one of {CRITERIA}")
+    return criterion
 
 
 def exit_scores(criterion: str, logits: torch.Tensor, confidence_logit: torch.Tensor | None = None) -> torch.Tensor:
     """Score each sample at an exit with the named criterion (one of ``CRITERIA``)."""
+    check_criterion(criterion)
     if criterion == "max_softmax":
         return max_softmax(logits)
     if criterion == "entropy":
         return entropy_confidence(logits)
-    if criterion == "learned":
-        if confidence_logit is None:
-            raise ValueError("criterion 'learned' needs the confidence head's logits")
-        return learned_confidence(confidence_logit)
-    raise ValueError(f"unknown exit criterion {criterion!r}; expected one of {CRITERIA}")
+    if confidence_logit is None:
+        raise ValueError("criterion 'learned' needs the confidence head's logits")
+    return learned_confidence(confidence_logit)
 
 
-@dataclass(frozen=True)
-class OperatingPoint:
-    """One threshold and what it gives on a set of samples."""
+def check_threshold(threshold: object, name: str = "threshold") -> float:
+    """A valid threshold, rounded to float32; a TypeError or ValueError naming ``name`` otherwise.
 
-    threshold: float
-    exit_fraction: float
-    accuracy: float
-    expected_flops: float
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """Exit fraction, accuracy and expected cost for every candidate threshold (ascending)."""
-
-    thresholds: torch.Tensor
-    exit_fraction: torch.Tensor
-    accuracy: torch.Tensor
-    expected_flops: torch.Tensor
-
-    def point(self, index: int) -> OperatingPoint:
-        return OperatingPoint(float(self.thresholds[index]), float(self.exit_fraction[index]),
-                              float(self.accuracy[index]), float(self.expected_flops[index]))
-
-
-def sweep_thresholds(scores: torch.Tensor, early_correct: torch.Tensor, final_correct: torch.Tensor,
-                     early_flops: float, full_flops: float, thresholds: torch.Tensor | None = None) -> Sweep:
-    """Evaluate every threshold: who exits (``score > t``), the accuracy and the mean FLOPs per sample.
-
-    Without ``thresholds``, every distinct score plus 0 and 1 is tried, so no operating point is missed.
+    Accepted: a real number (Python or NumPy) or a one-element tensor, in [0, 1].
     """
-    scores = scores.double().flatten()
-    if thresholds is None:
-        thresholds = torch.cat([scores.new_tensor([0.0, 1.0]), scores]).unique()
-    thresholds = thresholds.double().sort().values
-    # Sorted by score, the samples that go on for threshold t are a prefix (score <= t), so
-    # cumulative sums give every threshold's counts in O(N log N) instead of a T x N mask.
-    order = scores.argsort()
-    early = torch.cat([scores.new_zeros(1), early_correct.double().flatten()[order].cumsum(0)])
-    final = torch.cat([scores.new_zeros(1), final_correct.double().flatten()[order].cumsum(0)])
-    n = len(scores)
-    going_on = torch.searchsorted(scores[order], thresholds, right=True)
-    exit_fraction = (n - going_on).double() / n
-    accuracy = (final[going_on] + early[-1] - early[going_on]) / n
-    expected = exit_fraction * early_flops + (1 - exit_fraction) * full_flops
-    return Sweep(thresholds, exit_fraction, accuracy, expected)
+    accepted = "a real number in [0, 1] (a Python or NumPy float, or a one-element tensor)"
+    if isinstance(threshold, torch.Tensor):
+        if threshold.numel() != 1 or threshold.is_complex() or threshold.dtype == torch.bool:
+            raise TypeError(f"{name} must be {accepted}, got a tensor of shape {tuple(threshold.shape)} "
+                            f"and dtype {threshold.dtype}")
+        value = float(threshold.detach().cpu().reshape(()))
+    elif isinstance(threshold, numbers.Real) and not isinstance(threshold, bool):
+        value = float(threshold)
+    else:
+        raise TypeError(f"{name} must be {accepted}, got {type(threshold).__name__} {threshold!r}")
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be {accepted}, got {value!r}")
+    return float(torch.tensor(value, dtype=torch.float32))
 
 
-def choose_threshold(sweep: Sweep, min_accuracy: float | None = None, max_flops: float | None = None) -> OperatingPoint:
-    """Pick an operating point on (validation) data.
+def exit_decision(scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """True where a sample leaves: ``score > threshold`` in float32 (NaN scores never leave).
 
-    * ``min_accuracy``: the cheapest point whose accuracy is at least this (ties: most accurate);
-    * ``max_flops``: the most accurate point whose expected FLOPs fit the budget (ties: cheapest).
-
-    Exactly one of the two must be given.
+    ``threshold`` is a number from :func:`check_threshold` (or a float32 tensor of them).
     """
-    if (min_accuracy is None) == (max_flops is None):
-        raise ValueError("give exactly one of min_accuracy or max_flops")
-    if min_accuracy is not None:
-        ok = sweep.accuracy >= min_accuracy - 1e-12
-        if not ok.any():
-            raise ValueError(f"no threshold reaches accuracy {min_accuracy:.4f}; best is {float(sweep.accuracy.max()):.4f}")
-        cost = torch.where(ok, sweep.expected_flops, torch.full_like(sweep.expected_flops, math.inf))
-        best = torch.nonzero(cost == cost.min()).flatten()
-        return sweep.point(int(best[sweep.accuracy[best].argmax()]))
-    ok = sweep.expected_flops <= max_flops + 1e-9
-    if not ok.any():
-        raise ValueError(f"no threshold fits {max_flops:.0f} FLOPs; the cheapest needs {float(sweep.expected_flops.min()):.0f}")
-    accuracy = torch.where(ok, sweep.accuracy, torch.full_like(sweep.accuracy, -1.0))
-    best = torch.nonzero(accuracy == accuracy.max()).flatten()
-    return sweep.point(int(best[sweep.expected_flops[best].argmin()]))
+    return scores.float() > threshold
 
 
-def evaluate_threshold(threshold: float, scores: torch.Tensor, early_correct: torch.Tensor,
-                       final_correct: torch.Tensor, early_flops: float, full_flops: float) -> OperatingPoint:
-    """The operating point that one fixed threshold gives (e.g. a validation threshold on test)."""
-    sweep = sweep_thresholds(scores, early_correct, final_correct, early_flops, full_flops,
-                             torch.tensor([float(threshold)]))
-    return sweep.point(0)
+class ThresholdRule:
+    """Leave at exit k when exit k's score is above ``thresholds[k]``; the last exit takes everyone left.
 
-
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, steps: int = 100) -> float:
-    """Temperature scaling (Guo et al., 2017): the T > 0 minimising the NLL of ``softmax(logits / T)``.
-
-    Fit it on validation logits; divide any split's logits by it before scoring.
+    ``thresholds`` is one number (the same at every exit) or one per exit but the last.
     """
-    log_t = torch.zeros((), requires_grad=True)  # optimise log T so that T stays positive
-    logits, labels = logits.detach(), labels.detach()
-    optimiser = torch.optim.LBFGS([log_t], lr=0.1, max_iter=steps, line_search_fn="strong_wolfe")
 
-    def closure():
-        optimiser.zero_grad()
-        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), labels)
-        loss.backward()
-        return loss
+    def __init__(self, thresholds: float | Sequence[float], criterion: str = "max_softmax") -> None:
+        self.criterion = check_criterion(criterion)
+        if isinstance(thresholds, (list, tuple)):
+            if len(thresholds) == 0:
+                raise ValueError("thresholds must hold one threshold per exit but the last, got none")
+            self.thresholds = tuple(check_threshold(t, f"thresholds[{i}]") for i, t in enumerate(thresholds))
+            self.shared = False
+        else:
+            self.thresholds = (check_threshold(thresholds),)
+            self.shared = True
 
-    optimiser.step(closure)
-    return float(log_t.detach().exp())
+    def check(self, num_exits: int) -> None:
+        """Raise a ValueError unless the rule fits a model with ``num_exits`` exits."""
+        if not self.shared and len(self.thresholds) != num_exits - 1:
+            raise ValueError(f"a model with {num_exits} exits needs {num_exits - 1} thresholds "
+                             f"(one per exit but the last), got {len(self.thresholds)}")
+
+    def threshold_at(self, exit_index: int) -> float:
+        return self.thresholds[0] if self.shared else self.thresholds[exit_index]
+
+    def initial_state(self, batch_size: int, device: torch.device) -> torch.Tensor:
+        return torch.zeros(batch_size, 0, dtype=torch.long, device=device)
+
+    def decide(self, exit_index: int, logits: torch.Tensor, confidence_logit: torch.Tensor | None,
+               state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Who leaves at exit ``exit_index`` (0-based), and the state carried to the next exit."""
+        scores = exit_scores(self.criterion, logits, confidence_logit)
+        return exit_decision(scores, self.threshold_at(exit_index)), state
+
+    def __repr__(self) -> str:
+        shown = self.thresholds[0] if self.shared else self.thresholds
+        return f"ThresholdRule({shown!r}, criterion={self.criterion!r})"
+
+
+class PatienceRule:
+    """PABEE's patience rule, per sample: leave at the first exit where the last ``consecutive`` exits agree.
+
+    ``consecutive=2`` leaves as soon as two exits in a row predict the same class (PABEE's
+    patience t corresponds to ``consecutive = t + 1``). No score, no threshold. The state
+    carried between exits is each sample's last prediction and how many exits in a row made it.
+    """
+
+    criterion = None
+
+    def __init__(self, consecutive: int = 2) -> None:
+        if not isinstance(consecutive, int) or isinstance(consecutive, bool) or consecutive < 2:
+            raise ValueError(f"consecutive must be an int of at least 2, got {consecutive!r}")
+        self.consecutive = consecutive
+
+    def check(self, num_exits: int) -> None:
+        if self.consecutive > num_exits:
+            raise ValueError(f"{self.consecutive} exits can never agree in a model with {num_exits} exits")
+
+    def initial_state(self, batch_size: int, device: torch.device) -> torch.Tensor:
+        state = torch.zeros(batch_size, 2, dtype=torch.long, device=device)
+        state[:, 0] = -1  # no prediction yet
+        return state
+
+    def decide(self, exit_index: int, logits: torch.Tensor, confidence_logit: torch.Tensor | None,
+               state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        prediction = logits.argmax(dim=1)
+        streak = torch.where(prediction == state[:, 0], state[:, 1] + 1, torch.ones_like(prediction))
+        return streak >= self.consecutive, torch.stack([prediction, streak], dim=1)
+
+    def __repr__(self) -> str:
+        return f"PatienceRule(consecutive={self.consecutive})"
+
+
+ExitRule = ThresholdRule | PatienceRule
+
+
+def as_rule(rule: float | Sequence[float] | ExitRule, criterion: str | None = None) -> ExitRule:
+    """A rule object from a threshold, a sequence of thresholds or a rule (then ``criterion`` must be None)."""
+    if isinstance(rule, (ThresholdRule, PatienceRule)):
+        if criterion is not None:
+            raise ValueError(f"give the criterion inside the rule, not beside it ({rule!r} and {criterion!r})")
+        return rule
+    return ThresholdRule(rule, "max_softmax" if criterion is None else criterion)

@@ -1,11 +1,11 @@
 """A faster inference path for a trained :class:`~earlyexit.models.EarlyExitCNN`.
 
-Same weights, same exit rule, same predictions as :func:`earlyexit.inference.route_batch`
-(``tests/test_fast.py``); Chapter 7 measures each change on its own:
+Same weights, same exit rule, same routing code (:func:`earlyexit.inference.route_stages`),
+same predictions as :func:`earlyexit.inference.route_batch` (``tests/test_fast.py``); only
+the blocks are computed differently. Chapter 7 measures each change on its own:
 
 * **2x2 max-pool as two element-wise maxima** of strided views: PyTorch's ``max_pool2d`` on
-  an NCHW CPU tensor is several times slower than the convolution before it; the maxima give
-  bit-identical results.
+  an NCHW CPU tensor is slow for what it does; the maxima give bit-identical results.
 * **Pool before ReLU**: ``relu(maxpool(x)) == maxpool(relu(x))`` exactly (ReLU is monotone),
   and the ReLU then touches a quarter of the values.
 * **``torch.inference_mode``** instead of ``no_grad``: no version counters or view tracking.
@@ -13,123 +13,141 @@ Same weights, same exit rule, same predictions as :func:`earlyexit.inference.rou
   fast on an NHWC tensor, at the price of one layout conversion per block.
 * **Chunks of at most 256 images**: a batch of 1024 makes activations (50 MB after block 1)
   that no longer fit in the CPU's caches; chunks that do are faster per image.
-* **A plain Python branch at batch size 1**: on a CPU, ``.item()`` costs a microsecond; masks,
-  ``nonzero`` and ``index_copy`` cost more than they save for one image.
+* **A plain Python branch at batch size 1**: on a CPU, ``.item()`` costs well under a
+  microsecond; masks, ``nonzero`` and gathers cost more than they save for one image.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
-from .exits import exit_scores
-from .inference import EarlyExitResult
-from .models import EarlyExitCNN, check_image_batch
+from .exits import ExitRule, as_rule
+from .inference import EarlyExitResult, check_finite_images, first_exits, route_single, route_stages
+from .models import EarlyExitCNN
 
 
 def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
-    """2x2, stride-2 max-pooling of an (N, C, H, W) tensor with even H and W, bit-identical to ``max_pool2d``.
+    """2x2, stride-2 max-pooling of an (N, C, H, W) tensor, bit-identical to ``F.max_pool2d(x, 2)``.
 
     Two element-wise maxima of strided views: neighbouring rows first (each row is contiguous
-    in memory), then neighbouring columns of the half-height result.
+    in memory), then neighbouring columns of the half-height result. An odd last row or
+    column is dropped, as ``max_pool2d`` does.
     """
-    rows = torch.maximum(x[:, :, 0::2, :], x[:, :, 1::2, :])
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    rows = torch.maximum(x[..., 0:h:2, :w], x[..., 1:h:2, :w])
     return torch.maximum(rows[..., 0::2], rows[..., 1::2])
 
 
-class FastEarlyExit:
-    """Inference-only early exit: ``FastEarlyExit(model, threshold)(images) -> EarlyExitResult``.
+def check_chunk_size(chunk_size: object) -> int | None:
+    """``None`` (no chunking) or an int >= 1; a ValueError naming the argument otherwise."""
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be None (no chunking) or an int >= 1, got {chunk_size!r}")
+    return chunk_size
 
-    Every optimisation can be switched off, so that Chapter 7 can measure each one; batches
-    larger than ``chunk_size`` (``None``: no limit) are processed in chunks of that size.
+
+class FastEarlyExit:
+    """Inference-only early exit: ``FastEarlyExit(model, rule)(images) -> EarlyExitResult``.
+
+    ``rule`` is what :func:`~earlyexit.inference.route_batch` takes. Every optimisation can
+    be switched off, so that Chapter 7 can measure each one. The weights are copied: later
+    training of ``model`` does not leak in, and ``model`` itself is left as it was.
     """
 
-    def __init__(self, model: EarlyExitCNN, threshold: float, criterion: str = "max_softmax", *,
+    def __init__(self, model: EarlyExitCNN, rule: float | Sequence[float] | ExitRule, criterion: str | None = None, *,
                  pool_before_relu: bool = True, strided_max_pool: bool = True, channels_last: bool = False,
                  use_inference_mode: bool = True, chunk_size: int | None = 256) -> None:
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
-        self.model, self.threshold, self.criterion = model.eval(), float(threshold), criterion
-        self.pool_before_relu, self.strided_max_pool, self.channels_last = pool_before_relu, strided_max_pool, channels_last
+        self.rule = as_rule(rule, criterion)
+        self.rule.check(model.num_exits)
+        self.pool_before_relu, self.strided_max_pool = pool_before_relu, strided_max_pool
+        self.channels_last = channels_last
         self.use_inference_mode = use_inference_mode
-        self.chunk_size = chunk_size or 2**62
-        detach = lambda t: t.detach().clone()  # noqa: E731 - a snapshot: later training does not leak in
-        self.w1, self.b1 = detach(model.block1[0].weight), detach(model.block1[0].bias)
-        self.w2, self.b2 = detach(model.block2[0].weight), detach(model.block2[0].bias)
-        self.head1 = (detach(model.exit1[1].weight), detach(model.exit1[1].bias))
-        self.head2 = (detach(model.exit2[1].weight), detach(model.exit2[1].bias))
-        self.confidence = (detach(model.confidence1[1].weight), detach(model.confidence1[1].bias))
+        self.chunk_size = check_chunk_size(chunk_size)
 
-    def _conv_relu_pool(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        x = F.conv2d(x, weight, bias, padding=2)
+        def snapshot(layer):
+            return layer.weight.detach().clone(), layer.bias.detach().clone()
+
+        self.convs = [snapshot(block.conv) for block in model.blocks]
+        self.exit_heads = [snapshot(head.linear) for head in model.exits]
+        self.confidence_heads = [snapshot(head.linear) for head in model.confidence_heads]
+        self.stages = [lambda x, k=k: self.block(k, x) for k in range(len(self.convs))]
+        self.heads = [lambda f, k=k: self.head(k, f) for k in range(len(self.exit_heads))]
+
+    def block(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Block ``index`` (0-based): convolution, then ReLU and 2x2 max-pool in the configured order and way."""
+        x = F.conv2d(x, *self.convs[index], padding=2)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        pool = max_pool_2x2 if self.strided_max_pool else lambda t: F.max_pool2d(t, 2)
+        pool = max_pool_2x2 if self.strided_max_pool else (lambda t: F.max_pool2d(t, 2))
         return pool(x).relu_() if self.pool_before_relu else pool(x.relu())
 
-    def block1(self, images: torch.Tensor) -> torch.Tensor:
-        return self._conv_relu_pool(images, self.w1, self.b1)
-
-    def block2(self, features1: torch.Tensor) -> torch.Tensor:
-        return self._conv_relu_pool(features1, self.w2, self.b2)
+    def head(self, index: int, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Exit ``index``'s logits, and its confidence logit when the rule needs it."""
+        flat = features.flatten(1)
+        logits = F.linear(flat, *self.exit_heads[index])
+        needs_confidence = self.rule.criterion == "learned" and index < len(self.confidence_heads)
+        return logits, F.linear(flat, *self.confidence_heads[index]).squeeze(1) if needs_confidence else None
 
     def grad_mode(self):
         """``torch.inference_mode()``, or ``torch.no_grad()`` when that optimisation is off."""
         return torch.inference_mode() if self.use_inference_mode else torch.no_grad()
 
-    def exit1(self, features1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exit-1 logits and each sample's score under the exit rule."""
-        flat = features1.flatten(1)
-        logits = F.linear(flat, *self.head1)
-        confidence = F.linear(flat, *self.confidence).squeeze(1) if self.criterion == "learned" else None
-        return logits, exit_scores(self.criterion, logits, confidence)
+    def _chunks(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return list(images.split(self.chunk_size)) if self.chunk_size and len(images) > self.chunk_size else [images]
 
-    def exit2(self, features1: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.block2(features1).flatten(1), *self.head2)
+    def _check(self, images: torch.Tensor) -> None:
+        check_finite_images(images)
+        device = self.convs[0][0].device
+        if images.device != device:
+            raise ValueError(f"images are on {images.device} but the weights on {device}: "
+                             f"call .to({str(images.device)!r}) first")
 
     def full(self, images: torch.Tensor) -> torch.Tensor:
-        """The whole network without early exit (the baseline), with the same optimisations."""
-        check_image_batch(images)
+        """The whole network without early exit (the baseline), with the same optimisations: last exit's logits."""
+        self._check(images)
         with self.grad_mode():
-            return torch.cat([self.exit2(self.block1(chunk)) for chunk in images.split(self.chunk_size)])
-
-    def _in_chunks(self, step, images: torch.Tensor) -> EarlyExitResult:
-        check_image_batch(images)
-        with self.grad_mode():
-            if len(images) <= self.chunk_size:
-                return step(images)
-            return _concat([step(chunk) for chunk in images.split(self.chunk_size)])
-
-    def compute_all_then_mask(self, images: torch.Tensor) -> EarlyExitResult:
-        """Every sample through both exits, then a per-sample choice: no routing at all."""
-        return self._in_chunks(self._mask, images)
-
-    def _mask(self, images: torch.Tensor) -> EarlyExitResult:
-        features1 = self.block1(images)
-        logits1, scores = self.exit1(features1)
-        exits = scores > self.threshold
-        logits = torch.where(exits[:, None], logits1, self.exit2(features1))
-        return EarlyExitResult(logits.argmax(1), (~exits).long(), logits)
+            outputs = []
+            for chunk in self._chunks(images):
+                for stage in self.stages:
+                    chunk = stage(chunk)
+                outputs.append(self.head(len(self.stages) - 1, chunk)[0])
+            return torch.cat(outputs)
 
     def __call__(self, images: torch.Tensor) -> EarlyExitResult:
-        """Early exit with the survivors routed through block 2 (a Python branch for one image)."""
-        return self._in_chunks(self._route, images)
+        """Early exit with the survivors routed onwards (a Python branch for a single image)."""
+        self._check(images)
+        with self.grad_mode():
+            if len(images) == 1:
+                return route_single(self.stages, self.heads, images, self.rule)
+            parts = [route_stages(self.stages, self.heads, chunk, self.rule) for chunk in self._chunks(images)]
+            return parts[0] if len(parts) == 1 else EarlyExitResult(*(torch.cat(f) for f in zip(*parts)))
 
-    def _route(self, images: torch.Tensor) -> EarlyExitResult:
-        features1 = self.block1(images)
-        logits, scores = self.exit1(features1)
-        if len(images) == 1:
-            if scores.item() > self.threshold:
-                return EarlyExitResult(logits.argmax(1), torch.zeros(1, dtype=torch.long), logits)
-            logits = self.exit2(features1)
-            return EarlyExitResult(logits.argmax(1), torch.ones(1, dtype=torch.long), logits)
-        onward = torch.nonzero(scores <= self.threshold).squeeze(1)
-        exit_index = torch.zeros(len(images), dtype=torch.long)
-        if len(onward):
-            logits = logits.index_copy(0, onward, self.exit2(features1.index_select(0, onward)))
-            exit_index[onward] = 1
-        return EarlyExitResult(logits.argmax(1), exit_index, logits)
+    def compute_all_then_mask(self, images: torch.Tensor) -> EarlyExitResult:
+        """Every sample through every exit, then a per-sample choice: no routing at all."""
+        self._check(images)
+        with self.grad_mode():
+            parts = [self._mask(chunk) for chunk in self._chunks(images)]
+            return parts[0] if len(parts) == 1 else EarlyExitResult(*(torch.cat(f) for f in zip(*parts)))
 
+    def _mask(self, images: torch.Tensor) -> EarlyExitResult:
+        features, exit_logits, confidence_logits = images, [], []
+        for stage, head in zip(self.stages, self.heads):
+            features = stage(features)
+            logits, confidence = head(features)
+            exit_logits.append(logits)
+            confidence_logits.append(confidence)
+        exit_number = first_exits(exit_logits, confidence_logits, self.rule)
+        rows = torch.arange(len(images), device=images.device)
+        logits = torch.stack(exit_logits)[exit_number - 1, rows]
+        return EarlyExitResult(logits.argmax(dim=1), exit_number, logits)
 
-def _concat(parts: list[EarlyExitResult]) -> EarlyExitResult:
-    return EarlyExitResult(*(torch.cat(field) for field in zip(*parts)))
+    def to(self, device: torch.device | str) -> FastEarlyExit:
+        """Move the copied weights to ``device`` (returns self)."""
+        move = lambda pairs: [(w.to(device), b.to(device)) for w, b in pairs]  # noqa: E731
+        self.convs, self.exit_heads = move(self.convs), move(self.exit_heads)
+        self.confidence_heads = move(self.confidence_heads)
+        return self

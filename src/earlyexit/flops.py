@@ -1,4 +1,4 @@
-"""FLOPs of each stage and head, counted by ``torch.utils.flop_counter.FlopCounterMode``.
+"""FLOPs of each block and head, counted by ``torch.utils.flop_counter.FlopCounterMode``.
 
 FlopCounterMode counts FLOPs, not MACs: one multiply-add is 2 FLOPs. It counts
 convolutions and matrix products (the work that dominates); ReLU, pooling, softmax and
@@ -7,11 +7,12 @@ the exit comparison are not counted, so the clock (Chapter 7) can disagree with 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .exits import check_criterion
 from .models import IMAGE_SHAPE, EarlyExitCNN
 
 
@@ -22,27 +23,41 @@ def count_flops(fn: Callable[..., object], *inputs: torch.Tensor) -> int:
     return int(counter.get_total_flops())
 
 
+@torch.no_grad()
 def stage_flops(model: EarlyExitCNN) -> dict[str, int]:
-    """FLOPs per sample of every stage and head of the model."""
-    image = torch.zeros(1, *IMAGE_SHAPE)
-    features1 = model.block1(image)
-    return {
-        "block1": count_flops(model.block1, image),
-        "exit1": count_flops(model.exit1, features1),
-        "confidence1": count_flops(model.confidence1, features1),
-        "block2": count_flops(model.block2, features1),
-        "exit2": count_flops(model.exit2, model.block2(features1)),
-    }
+    """FLOPs per sample of every block and head, named "block 1", "exit 1", "confidence 1", ..."""
+    features = torch.zeros(1, *IMAGE_SHAPE)
+    stages: dict[str, int] = {}
+    for k, (block, head) in enumerate(zip(model.blocks, model.exits), start=1):
+        stages[f"block {k}"] = count_flops(block, features)
+        features = block(features)
+        stages[f"exit {k}"] = count_flops(head, features)
+        if k <= len(model.confidence_heads):
+            stages[f"confidence {k}"] = count_flops(model.confidence_heads[k - 1], features)
+    return stages
 
 
-def path_flops(model: EarlyExitCNN, criterion: str = "max_softmax") -> dict[str, int]:
-    """FLOPs per sample of the three paths a sample can take.
+def exit_costs(model: EarlyExitCNN, criterion: str | None = "max_softmax") -> tuple[int, ...]:
+    """FLOPs per sample of leaving at each exit: every block up to it, and every head passed on the way.
 
-    ``early``: block 1 and the heads at exit 1 (the confidence head only for ``"learned"``);
-    ``deep``: a sample that goes on pays the early path, block 2 and exit 2;
-    ``full``: the plain network without early exit (block 1, block 2, exit 2).
+    A sample leaving at exit k paid for blocks 1..k, exit heads 1..k and, when the rule is
+    ``"learned"``, confidence heads 1..k (there is none at the last exit). For a two-exit
+    network: ``early, deep = exit_costs(model)``. ``criterion=None`` for rules without a score
+    (patience), which need only the exit heads.
     """
+    if criterion is not None:
+        check_criterion(criterion)
     stages = stage_flops(model)
-    early = stages["block1"] + stages["exit1"] + (stages["confidence1"] if criterion == "learned" else 0)
-    return {"early": early, "deep": early + stages["block2"] + stages["exit2"],
-            "full": stages["block1"] + stages["block2"] + stages["exit2"]}
+    costs, total = [], 0
+    for k in range(1, model.num_exits + 1):
+        total += stages[f"block {k}"] + stages[f"exit {k}"]
+        if criterion == "learned" and k < model.num_exits:
+            total += stages[f"confidence {k}"]
+        costs.append(total)
+    return tuple(costs)
+
+
+def full_network_flops(model: EarlyExitCNN) -> int:
+    """FLOPs per sample of the plain network without early exit: every block, and the last exit's head only."""
+    stages = stage_flops(model)
+    return sum(stages[f"block {k}"] for k in range(1, model.num_exits + 1)) + stages[f"exit {model.num_exits}"]

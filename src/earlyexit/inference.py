@@ -1,93 +1,191 @@
 """Inference with early exit: a per-sample decision, made for a whole batch at once.
 
 :func:`route_batch` runs block 1 and exit 1 for the batch, decides per sample with a boolean
-mask (no ``.item()``), sends only the samples that did not exit through block 2, and
-scatters their results back into batch order. :func:`route_one_by_one` is the plain
-reference it is tested against; :func:`compute_all_then_mask` is the alternative that runs
-every sample through everything and picks afterwards.
+mask (no ``.item()``), sends only the samples that did not exit through the next block,
+and so on through every exit; results are scattered back into batch order.
+:func:`route_one_by_one` is the plain reference it is tested against (a Python ``if`` per
+image, per exit); :func:`compute_all_then_mask` runs every sample through everything and
+picks afterwards. All three take the same rule (a threshold, one threshold per exit, or an
+:mod:`~earlyexit.exits` rule object) and decide with the same code.
+
+The routing core, :func:`route_stages`, is written with tensor operations only (no Python
+branch on data), so that ``torch.export`` can capture it (Chapter 8).
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
 
-from .exits import exit_scores
+from .exits import ExitRule, as_rule
 from .models import EarlyExitCNN, check_image_batch
+
+Stage = Callable[[torch.Tensor], torch.Tensor]
+Head = Callable[[torch.Tensor], tuple[torch.Tensor, "torch.Tensor | None"]]
 
 
 class EarlyExitResult(NamedTuple):
-    """Per sample: the predicted class, the exit it left at (0 = exit 1, 1 = exit 2) and that exit's logits."""
+    """Per sample: the predicted class, the exit it left at (1 = exit 1, 2 = exit 2, ...) and that exit's logits."""
 
     predictions: torch.Tensor
-    exit_index: torch.Tensor
+    exit_number: torch.Tensor
     logits: torch.Tensor
 
 
-def check_inputs(images: torch.Tensor, threshold: float) -> None:
-    """Raise a clear ValueError for a bad threshold, a wrongly shaped batch or non-finite pixels."""
-    if isinstance(threshold, torch.Tensor):
-        threshold = float(threshold)
-    if not isinstance(threshold, (int, float)) or math.isnan(threshold) or not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+def check_finite_images(images: torch.Tensor) -> None:
+    """The shape checks of :func:`~earlyexit.models.check_image_batch`, and no NaN or infinite pixel."""
     check_image_batch(images)
     if not torch.isfinite(images).all():
         bad = int((~torch.isfinite(images)).flatten(1).any(1).sum())
         raise ValueError(f"images contain NaN or infinite values ({bad} of {len(images)} samples)")
 
 
-def exit1_scores(model: EarlyExitCNN, features1: torch.Tensor, logits1: torch.Tensor, criterion: str) -> torch.Tensor:
-    """Each sample's exit-1 score under ``criterion``, running the confidence head only when it is needed."""
-    confidence_logit = model.confidence1(features1).squeeze(1) if criterion == "learned" else None
-    return exit_scores(criterion, logits1, confidence_logit)
+def model_stages(model: EarlyExitCNN, criterion: str | None) -> tuple[list[Stage], list[Head]]:
+    """The model cut into blocks and exit heads; a head returns the exit's logits and, only when
+    the criterion needs it, the confidence head's logit."""
+    heads = []
+    for k, exit_head in enumerate(model.exits):
+        confidence = model.confidence_heads[k] if criterion == "learned" and k < len(model.confidence_heads) else None
+
+        def head(features, exit_head=exit_head, confidence=confidence):
+            return exit_head(features), None if confidence is None else confidence(features).squeeze(1)
+
+        heads.append(head)
+    return list(model.blocks), heads
+
+
+def route_stages(stages: Sequence[Stage], heads: Sequence[Head],
+                 images: torch.Tensor, rule: ExitRule) -> EarlyExitResult:
+    """Route each sample through the stages until its rule lets it leave.
+
+    Every sample starts with exit 1's answer; at each later exit, the samples
+    still running overwrite their row. Tensor operations only: an empty set
+    of survivors flows through the remaining stages, so the same code runs
+    eagerly and under ``torch.export``.
+    """
+    n, last = images.shape[0], len(stages) - 1
+    alive = torch.arange(n, device=images.device)  # positions still running
+    state = rule.initial_state(n, images.device)
+    features = stages[0](images)
+    logits_out, confidence = heads[0](features)
+    exit_number = torch.ones(n, dtype=torch.long, device=images.device)
+    logits = logits_out
+    for k in range(last + 1):
+        if k > 0:
+            features = stages[k](features)
+            logits, confidence = heads[k](features)
+            logits_out = logits_out.index_copy(0, alive, logits)
+            exit_number = exit_number.index_fill(0, alive, k + 1)
+        if k == last:
+            break
+        leave, state = rule.decide(k, logits, confidence, state)
+        stay = torch.nonzero(~leave).squeeze(1)  # NaN scores stay
+        alive = alive.index_select(0, stay)
+        features = features.index_select(0, stay)
+        state = state.index_select(0, stay)
+    return EarlyExitResult(logits_out.argmax(dim=1), exit_number, logits_out)
+
+
+def route_single(stages: Sequence[Stage], heads: Sequence[Head], image: torch.Tensor,
+                 rule: ExitRule) -> EarlyExitResult:
+    """One image (a batch of 1) with a plain Python ``if`` at each exit: the forum's idea, made correct."""
+    state = rule.initial_state(1, image.device)
+    features, last = image, len(stages) - 1
+    for k, (stage, head) in enumerate(zip(stages, heads)):
+        features = stage(features)
+        logits, confidence = head(features)
+        if k < last:
+            leave, state = rule.decide(k, logits, confidence, state)
+            if not leave.item():
+                continue
+        exit_number = torch.full((1,), k + 1, dtype=torch.long, device=image.device)
+        return EarlyExitResult(logits.argmax(dim=1), exit_number, logits)
+    raise AssertionError("unreachable: the last exit takes every sample")
+
+
+def _prepare(model: EarlyExitCNN, images: torch.Tensor, rule, criterion) -> ExitRule:
+    rule = as_rule(rule, criterion)
+    rule.check(model.num_exits)
+    check_finite_images(images)
+    return rule
 
 
 @torch.no_grad()
-def route_batch(model: EarlyExitCNN, images: torch.Tensor, threshold: float,
-                criterion: str = "max_softmax") -> EarlyExitResult:
-    """Early-exit inference for a batch: samples whose exit-1 score is above ``threshold`` leave at exit 1."""
-    check_inputs(images, threshold)
-    features1 = model.block1(images)
-    logits = model.exit1(features1)
-    onward = torch.nonzero(exit1_scores(model, features1, logits, criterion) <= threshold).squeeze(1)
-    exit_index = torch.zeros(len(images), dtype=torch.long, device=images.device)
-    if len(onward):
-        deep_logits = model.exit2(model.block2(features1.index_select(0, onward)))
-        logits = logits.index_copy(0, onward, deep_logits)
-        exit_index[onward] = 1
-    return EarlyExitResult(logits.argmax(dim=1), exit_index, logits)
+def route_batch(model: EarlyExitCNN, images: torch.Tensor, rule: float | Sequence[float] | ExitRule,
+                criterion: str | None = None) -> EarlyExitResult:
+    """Early-exit inference for a batch: each sample leaves at the first exit whose rule lets it.
+
+    ``rule`` is a threshold (leave when the ``criterion`` score is above it; max-softmax by
+    default), one threshold per exit but the last, or a rule object such as ``PatienceRule(2)``.
+    """
+    rule = _prepare(model, images, rule, criterion)
+    stages, heads = model_stages(model, rule.criterion)
+    return route_stages(stages, heads, images, rule)
 
 
 @torch.no_grad()
-def route_one_by_one(model: EarlyExitCNN, images: torch.Tensor, threshold: float,
-                     criterion: str = "max_softmax") -> EarlyExitResult:
-    """Reference: one sample at a time with a plain Python ``if`` (the forum's idea, made correct)."""
-    check_inputs(images, threshold)
-    predictions, exit_index, all_logits = [], [], []
-    for image in images:
-        features1 = model.block1(image[None])
-        logits = model.exit1(features1)
-        if exit1_scores(model, features1, logits, criterion).item() > threshold:
-            exit_index.append(0)
-        else:
-            logits = model.exit2(model.block2(features1))
-            exit_index.append(1)
-        predictions.append(int(logits.argmax(dim=1)))
-        all_logits.append(logits[0])
-    logits = torch.stack(all_logits) if all_logits else images.new_zeros((0, model.exit1[-1].out_features))
-    return EarlyExitResult(torch.tensor(predictions, dtype=torch.long), torch.tensor(exit_index, dtype=torch.long), logits)
+def route_one_by_one(model: EarlyExitCNN, images: torch.Tensor, rule: float | Sequence[float] | ExitRule,
+                     criterion: str | None = None) -> EarlyExitResult:
+    """Reference: one image at a time, a Python ``if`` at each exit."""
+    rule = _prepare(model, images, rule, criterion)
+    stages, heads = model_stages(model, rule.criterion)
+    parts = [route_single(stages, heads, image[None], rule) for image in images]
+    if not parts:
+        empty = torch.zeros(0, dtype=torch.long, device=images.device)
+        return EarlyExitResult(empty, empty.clone(), images.new_zeros((0, model.num_classes)))
+    return EarlyExitResult(*(torch.cat(field) for field in zip(*parts)))
+
+
+def first_exits(exit_logits: Sequence[torch.Tensor], confidence_logits: Sequence[torch.Tensor] | None,
+                rule: ExitRule) -> torch.Tensor:
+    """The exit number (1-based) each sample leaves at, given every exit's logits for every sample.
+
+    The same decisions as routing, made after the fact; used by :func:`compute_all_then_mask`
+    and to evaluate rules on recorded logits without running the model again.
+    """
+    n, last = exit_logits[0].shape[0], len(exit_logits) - 1
+    device = exit_logits[0].device
+    exit_number = torch.full((n,), last + 1, dtype=torch.long, device=device)
+    undecided = torch.ones(n, dtype=torch.bool, device=device)
+    state = rule.initial_state(n, device)
+    for k in range(last):
+        confidence = confidence_logits[k] if rule.criterion == "learned" else None
+        leave, state = rule.decide(k, exit_logits[k], confidence, state)
+        now = leave & undecided
+        exit_number[now] = k + 1
+        undecided &= ~leave
+    return exit_number
 
 
 @torch.no_grad()
-def compute_all_then_mask(model: EarlyExitCNN, images: torch.Tensor, threshold: float,
-                          criterion: str = "max_softmax") -> EarlyExitResult:
-    """Run every sample through both exits, then choose per sample: no routing, no saving."""
-    check_inputs(images, threshold)
-    features1 = model.block1(images)
-    logits1 = model.exit1(features1)
-    logits2 = model.exit2(model.block2(features1))
-    exits = exit1_scores(model, features1, logits1, criterion) > threshold
-    logits = torch.where(exits[:, None], logits1, logits2)
-    return EarlyExitResult(logits.argmax(dim=1), (~exits).long(), logits)
+def compute_all_then_mask(model: EarlyExitCNN, images: torch.Tensor, rule: float | Sequence[float] | ExitRule,
+                          criterion: str | None = None) -> EarlyExitResult:
+    """Run every sample through every exit, then choose per sample: no routing, no saving."""
+    rule = _prepare(model, images, rule, criterion)
+    out = model(images)
+    exit_number = first_exits(out.exit_logits, out.confidence_logits, rule)
+    stacked = torch.stack(out.exit_logits)  # (exits, N, classes)
+    logits = stacked[exit_number - 1, torch.arange(len(images), device=images.device)]
+    return EarlyExitResult(logits.argmax(dim=1), exit_number, logits)
+
+
+@torch.no_grad()
+def logits_tolerance(model: EarlyExitCNN, images: torch.Tensor) -> float:
+    """How far two correct float32 computations of the same logits may differ, from the magnitudes involved.
+
+    A float32 dot product of K terms is rounded by about sqrt(K) * u * sum|w x| (u = 2**-24;
+    the worst case is K * u * sum|w x|, Higham's bound). Paths that run different kernels
+    (other batch sizes, fused operations, another CPU) differ by that much in the features and
+    again in the head. We allow 4 * sqrt(K) * u * max sum|w x| over the exits: safely above
+    rounding, far below the size of a real mistake (a wrong exit's logits differ by units).
+    """
+    bound, features = 0.0, images
+    for block, head in zip(model.blocks, model.exits):
+        features = block(features)
+        flat = features.flatten(1).abs()
+        terms = flat @ head.linear.weight.abs().T + head.linear.bias.abs()
+        k = flat.shape[1]
+        bound = max(bound, 4 * k**0.5 * 2**-24 * float(terms.max()) if len(terms) else 0.0)
+    return max(bound, 1e-6)

@@ -4,36 +4,74 @@
 * :func:`masked_deep_loss` - the deep exit's loss over the samples that did *not* exit,
   the per-sample version of the forum's "zero the gradient where confidence is high";
 * :func:`confidence_loss` - binary cross-entropy teaching a confidence head to predict
-  whether exit 1 is right (the hard exit decision passes it no gradient otherwise).
+  whether its exit is right (the hard exit decision passes it no gradient otherwise).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 
+def check_targets(logits: torch.Tensor, targets: torch.Tensor) -> None:
+    """Raise a clear error unless ``targets`` holds one class index per row of ``logits``."""
+    if not isinstance(targets, torch.Tensor) or targets.dtype != torch.long or targets.ndim != 1:
+        is_tensor = isinstance(targets, torch.Tensor)
+        shape = tuple(targets.shape) if is_tensor else type(targets).__name__
+        hint = " (use targets.squeeze(1))" if is_tensor and targets.ndim == 2 else ""
+        raise ValueError(f"targets must be a 1-D int64 tensor of class indices, got {shape}{hint}")
+    if logits.ndim != 2 or logits.shape[0] != targets.shape[0]:
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} do not match: "
+                         "expected (N, classes) and (N,)")
+
+
+def check_weights(weights: Sequence[float], count: int, name: str = "weights") -> tuple[float, ...]:
+    """``count`` finite, non-negative weights as floats; a ValueError otherwise."""
+    weights = tuple(weights)
+    if len(weights) != count:
+        raise ValueError(f"got {len(weights)} {name} for {count} exits")
+    if any(isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0 for w in weights):
+        raise ValueError(f"{name} must be finite numbers >= 0, got {weights!r}")
+    return tuple(float(w) for w in weights)
+
+
 def joint_loss(exit_logits: Sequence[torch.Tensor], targets: torch.Tensor,
                weights: Sequence[float] | None = None) -> torch.Tensor:
-    """Weighted sum over exits of the mean cross-entropy (equal weights of 1 by default)."""
-    weights = [1.0] * len(exit_logits) if weights is None else list(weights)
-    if len(weights) != len(exit_logits):
-        raise ValueError(f"got {len(weights)} weights for {len(exit_logits)} exits")
-    return sum(w * F.cross_entropy(logits, targets) for w, logits in zip(weights, exit_logits))
+    """Sum over exits of weight x mean cross-entropy (weights 1 by default)."""
+    exit_logits = list(exit_logits)
+    if not exit_logits:
+        raise ValueError("joint_loss needs the logits of at least one exit")
+    for logits in exit_logits:
+        check_targets(logits, targets)
+    count = len(exit_logits)
+    if weights is None:
+        weights = (1.0,) * count
+    weights = check_weights(weights, count)
+    losses = [w * F.cross_entropy(x, targets)
+              for w, x in zip(weights, exit_logits)]
+    return torch.stack(losses).sum()
 
 
-def masked_deep_loss(deep_logits: torch.Tensor, targets: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the kept samples only, summed and divided by the *batch* size.
+def masked_deep_loss(deep_logits: torch.Tensor, targets: torch.Tensor,
+                     keep: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the kept samples, summed, divided by the *batch* size.
 
-    ``keep`` is a boolean (or 0/1) mask of the samples that did not exit early. Dividing by
-    the batch size (not the number kept) gives each kept sample the same weight as in an
-    ordinary mean, however many of its neighbours exited; its gradient is exactly
-    ``sum(per-sample gradients of the kept samples) / batch size``.
+    ``keep`` is a boolean mask (or 0/1 values) of the samples that did not exit
+    early. Dividing by the batch size (not the number kept) gives each kept
+    sample the weight it has in an ordinary mean, however many of its
+    neighbours exited: the gradient is exactly the sum of the kept samples'
+    per-sample gradients, divided by the batch size.
     """
-    if keep.shape != targets.shape:
-        raise ValueError(f"keep mask shape {tuple(keep.shape)} does not match targets {tuple(targets.shape)}")
+    check_targets(deep_logits, targets)
+    if not isinstance(keep, torch.Tensor) or keep.shape != targets.shape:
+        shape = tuple(keep.shape) if isinstance(keep, torch.Tensor) else keep
+        raise ValueError(f"keep mask shape {shape} does not match targets "
+                         f"{tuple(targets.shape)}")
+    if keep.dtype != torch.bool and not bool(((keep == 0) | (keep == 1)).all()):
+        raise ValueError("keep must be a boolean mask or hold only 0 and 1")
     per_sample = F.cross_entropy(deep_logits, targets, reduction="none")
     return (per_sample * keep.to(per_sample.dtype)).sum() / max(len(targets), 1)
 
@@ -44,5 +82,6 @@ def exit_correct(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def confidence_loss(confidence_logit: torch.Tensor, exit_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """BCE between the confidence head and the target "this exit is correct"."""
+    """BCE between the confidence head and the target "this exit is correct for this sample"."""
+    check_targets(exit_logits, targets)
     return F.binary_cross_entropy_with_logits(confidence_logit, exit_correct(exit_logits, targets))

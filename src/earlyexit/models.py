@@ -1,14 +1,20 @@
-"""The multi-exit CNN: the forum's two conv blocks with an exit after each, bugs fixed.
+"""The multi-exit CNN: the forum's conv blocks with an exit after each, bugs fixed.
 
 Fixes relative to the forum post (Chapter 2 explains each):
-* ``conv1`` gets ``padding=2`` so a 28x28 image stays 28x28 before pooling (16x14x14 features);
+
+* every convolution gets ``padding=2``, so a 28x28 image stays 28x28 until the pool halves
+  it (16 x 14 x 14 features after block 1, as the forum's heads expect);
 * activations stay 4-D between blocks; flattening happens inside the heads only;
 * every exit returns logits; softmax is applied only where an exit decision is made;
-* the confidence head returns a logit too (use ``torch.sigmoid`` to read it as a probability).
+* the confidence head returns a logit too (``torch.sigmoid`` reads it as a probability).
+
+The forum's network has two blocks (``channels=(16, 32)``, the default). Any number of
+blocks works the same way, with an exit after each (Chapter 9).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -16,24 +22,52 @@ from torch import nn
 
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
-BLOCK1_FEATURES = 16 * 14 * 14
-BLOCK2_FEATURES = 32 * 7 * 7
+FORUM_CHANNELS = (16, 32)
+
+
+class ConvBlock(nn.Module):
+    """5x5 convolution keeping the size, ReLU, 2x2 max-pool halving it."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=5,
+                              stride=1, padding=2)
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.relu(self.conv(x)))
+
+
+class ExitHead(nn.Module):
+    """Flattens a feature map, maps it linearly to ``out_features`` logits."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.linear = nn.Linear(in_features, out_features)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.flatten(features))
 
 
 class MultiExitOutput(NamedTuple):
-    """Training-time output: the logits of every exit and the confidence logit of exit 1."""
+    """Training-time output: every exit's logits, and every confidence head's logit."""
 
-    exit_logits: tuple[torch.Tensor, torch.Tensor]
-    confidence_logit: torch.Tensor
+    exit_logits: tuple[torch.Tensor, ...]  # one (N, classes) tensor per exit
+    confidence_logits: tuple[torch.Tensor, ...]  # one (N,) tensor per exit but the last
 
 
 def check_image_batch(images: torch.Tensor, shape: tuple[int, int, int] = IMAGE_SHAPE) -> None:
-    """Raise a ValueError saying what was expected if ``images`` is not an (N, 1, 28, 28) batch."""
+    """Raise a TypeError or ValueError saying what was expected unless ``images`` is an (N, 1, 28, 28) float batch."""
+    expected = f"(N, {', '.join(map(str, shape))})"
     if not isinstance(images, torch.Tensor):
-        raise ValueError(f"expected a torch.Tensor of shape (N, {', '.join(map(str, shape))}), got {type(images).__name__}")
+        raise TypeError(f"images must be a torch.Tensor of shape {expected}, got {type(images).__name__}")
+    if not images.is_floating_point():
+        raise TypeError(f"images must be a floating-point tensor (normalised pixels), got {images.dtype}")
     if images.ndim != 4:
         hint = " (add a batch dimension with images.unsqueeze(0))" if images.ndim == 3 else ""
-        raise ValueError(f"expected a 4-D batch (N, C, H, W) = (N, {', '.join(map(str, shape))}), "
+        raise ValueError(f"expected a 4-D batch (N, C, H, W) = {expected}, "
                          f"got a {images.ndim}-D tensor of shape {tuple(images.shape)}{hint}")
     if images.shape[1] != shape[0]:
         raise ValueError(f"expected {shape[0]} input channel(s), got {images.shape[1]} (shape {tuple(images.shape)})")
@@ -42,26 +76,59 @@ def check_image_batch(images: torch.Tensor, shape: tuple[int, int, int] = IMAGE_
                          f"(shape {tuple(images.shape)})")
 
 
-class EarlyExitCNN(nn.Module):
-    """Two conv blocks; after block 1 a classifier (exit 1) and a confidence head; after block 2 exit 2."""
+def feature_sizes(channels: Sequence[int], image_size: int = IMAGE_SHAPE[1]) -> list[tuple[int, int, int]]:
+    """(channels, height, width) after each block: every block keeps the size, then halves it (rounding down)."""
+    sizes, side = [], image_size
+    for c in channels:
+        side //= 2
+        sizes.append((c, side, side))
+    return sizes
 
-    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+
+class EarlyExitCNN(nn.Module):
+    """Conv blocks with an exit (a linear classifier) after each, and a confidence head beside every exit but the last.
+
+    ``channels=(16, 32)`` is the forum's network: block 1, exit 1 and its confidence head,
+    block 2, exit 2. The layers are created in that order, so a seed gives the same
+    weights whatever else the model has.
+    """
+
+    def __init__(self, channels: Sequence[int] = FORUM_CHANNELS, num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
-        self.block1 = nn.Sequential(nn.Conv2d(1, 16, kernel_size=5, stride=1, padding=2), nn.ReLU(), nn.MaxPool2d(2))
-        self.block2 = nn.Sequential(nn.Conv2d(16, 32, kernel_size=5, stride=1, padding=2), nn.ReLU(), nn.MaxPool2d(2))
-        self.exit1 = nn.Sequential(nn.Flatten(), nn.Linear(BLOCK1_FEATURES, num_classes))
-        self.confidence1 = nn.Sequential(nn.Flatten(), nn.Linear(BLOCK1_FEATURES, 1))
-        self.exit2 = nn.Sequential(nn.Flatten(), nn.Linear(BLOCK2_FEATURES, num_classes))
+        channels = tuple(channels)
+        if len(channels) < 2 or any(not isinstance(c, int) or isinstance(c, bool) or c < 1 for c in channels):
+            raise ValueError(f"channels must list at least two positive ints (one per block), got {channels!r}")
+        sizes = feature_sizes(channels)
+        if sizes[-1][1] < 1:
+            raise ValueError(f"{len(channels)} blocks halve a 28x28 image to nothing; use at most 4")
+        self.channels = channels
+        self.blocks = nn.ModuleList(ConvBlock(c_in, c_out)
+                                    for c_in, c_out in zip((IMAGE_SHAPE[0],) + channels[:-1], channels))
+        exits, confidence_heads = [], []
+        for k, (c, h, w) in enumerate(sizes):
+            exits.append(ExitHead(c * h * w, num_classes))
+            if k < len(sizes) - 1:
+                confidence_heads.append(ExitHead(c * h * w, 1))
+        self.exits = nn.ModuleList(exits)
+        self.confidence_heads = nn.ModuleList(confidence_heads)
 
     @property
     def num_exits(self) -> int:
-        return 2
+        return len(self.exits)
+
+    @property
+    def num_classes(self) -> int:
+        return self.exits[0].linear.out_features
 
     def forward(self, images: torch.Tensor) -> MultiExitOutput:
         """Run every sample through every exit (training and analysis)."""
         check_image_batch(images)
-        features1 = self.block1(images)
-        return MultiExitOutput(
-            (self.exit1(features1), self.exit2(self.block2(features1))),
-            self.confidence1(features1).squeeze(1),
-        )
+        exit_logits, confidence_logits = [], []
+        features = images
+        for k, block in enumerate(self.blocks):
+            features = block(features)  # stays 4-D: (N, C, H, W)
+            exit_logits.append(self.exits[k](features))
+            if k < len(self.confidence_heads):
+                confidence = self.confidence_heads[k](features)
+                confidence_logits.append(confidence.squeeze(1))
+        return MultiExitOutput(tuple(exit_logits), tuple(confidence_logits))

@@ -1,5 +1,8 @@
-"""Tables for the notebooks: shown as HTML or Markdown in Jupyter and in the book, and gluable
-across pages (MyST-NB pastes HTML, not Markdown, into another document)."""
+"""Tables and number formats for the notebooks.
+
+A :class:`Table` shows as HTML in Jupyter and in the book, and can be glued to another page
+(MyST-NB pastes HTML, not Markdown, across pages); it also has a Markdown form for text.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,13 @@ import html
 import re
 from collections.abc import Sequence
 
+from .stats import mean_and_sd
 
 BOLD = re.compile(r"[*][*](.+?)[*][*]")
 
 
 class Table:
-    """A small table with both a Markdown and an HTML representation."""
+    """A small table of already formatted cells, with an HTML and a Markdown representation."""
 
     def __init__(self, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         if any(len(row) != len(headers) for row in rows):
@@ -37,14 +41,43 @@ class Table:
         return self._repr_markdown_()
 
 
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
-    """A table of already formatted cells (format numbers before passing them)."""
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
+    """A :class:`Table` (format numbers before passing them; ``**text**`` is shown bold)."""
     return Table(headers, rows)
 
 
-def mean_spread(values: Sequence[float], scale: float = 100.0, digits: int = 2) -> str:
-    """``"mean ± std"`` of a few runs (scaled, e.g. to percent)."""
-    from .metrics import mean_and_spread
+def format_mean_sd(values: Sequence[float], scale: float = 100.0, digits: int = 2) -> str:
+    """``"mean ± sd"`` of a few runs, scaled (by default to percent)."""
+    mean, sd = mean_and_sd([v * scale for v in values])
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
-    mean, spread = mean_and_spread([v * scale for v in values])
-    return f"{mean:.{digits}f} ± {spread:.{digits}f}"
+
+def percent(value: float, digits: int = 1) -> str:
+    """``0.9123 -> "91.2%"``."""
+    return f"{value * 100:.{digits}f}%"
+
+
+def points(value: float, digits: int = 2) -> str:
+    """A difference of two accuracies in percentage points: ``0.0042 -> "+0.42"``."""
+    return f"{value * 100:+.{digits}f}"
+
+
+class Source:
+    """Python source shown as a highlighted code block (in Jupyter and in the book), not as printed text."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def _repr_markdown_(self) -> str:
+        return f"```python\n{self.code.rstrip()}\n```"
+
+    def __repr__(self) -> str:
+        return self.code
+
+
+def source(obj: object) -> Source:
+    """The source of a function or class from the package, to show in a chapter."""
+    import inspect
+    import textwrap
+
+    return Source(textwrap.dedent(inspect.getsource(obj)))

@@ -1,4 +1,4 @@
-"""Seeding, device choice and where the repository lives."""
+"""Seeding, the default device and where the repository lives."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 
 def repo_root() -> Path:
-    """The repository root (for ``data/`` and ``.cache/``).
+    """The repository root (for ``data/``, ``.cache/`` and the recorded results).
 
     Found from this file when the package is installed in editable mode; otherwise
     ``EARLYEXIT_HOME`` or the current directory (e.g. on Colab).
@@ -22,14 +22,12 @@ def repo_root() -> Path:
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python's and torch's generators; return a torch generator seeded the same way."""
+    """Seed Python's and torch's generators (CUDA's too); return a torch generator seeded the same way."""
     random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
 
-def pick_device(prefer: str | None = None) -> torch.device:
-    """``prefer`` if given, else CUDA when present, else the CPU."""
-    if prefer is not None:
-        return torch.device(prefer)
+def default_device() -> torch.device:
+    """CUDA when PyTorch sees a GPU (e.g. on Colab), else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,5 +1,6 @@
 """The built book, opened in headless Chromium: every page of the table of contents loads with
-its title and images, internal links resolve, and no JavaScript error occurs.
+its title and images, no JavaScript error occurs, code fits its column, figures carry
+captions, glued numbers are filled in, and internal links resolve.
 
 Needs ``make book`` first (``make browser`` does both) and Debian's ``chromium``.
 """
@@ -11,7 +12,8 @@ from urllib.parse import urldefrag, urlparse
 
 import pytest
 import yaml
-from conftest import serve_directory
+
+from helpers import serve_directory
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
@@ -30,6 +32,7 @@ def toc_pages() -> list[str]:
 
 
 PAGES = toc_pages()
+CHAPTERS = [p for p in PAGES if p.startswith("notebooks/")]
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +63,14 @@ def open_page(browser, server, path):
     page.on("console", lambda msg: errors.append(f"console: {msg.text}")
             if msg.type == "error" and "Failed to load resource" not in msg.text else None)
     origin = urlparse(server).netloc
-    page.route("**/*", lambda route: route.continue_() if urlparse(route.request.url).netloc == origin else route.abort())
+    page.route("**/*", lambda route: route.continue_() if urlparse(route.request.url).netloc == origin
+               else route.abort())
     response = page.goto(server + path, wait_until="load")
     return page, response, errors
 
 
 def test_toc_has_every_chapter():
-    assert len(PAGES) == 11 and PAGES[0] == "book/intro.html"
+    assert len(CHAPTERS) == 9 and PAGES[0] == "book/intro.html" and len(PAGES) == 13
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -88,14 +92,46 @@ def test_page_loads_with_title_images_and_no_js_errors(browser, server, path):
         page.close()
 
 
-def test_chapters_show_their_figures(browser, server):
-    page, _, _ = open_page(browser, server, "notebooks/05_comparison.html")
+@pytest.mark.parametrize("path", PAGES)
+def test_code_and_output_blocks_fit_their_column(browser, server, path):
+    """No reader has to scroll sideways: every code block and printed output fits at 1280 px."""
+    page, _, _ = open_page(browser, server, path)
     try:
-        figures = page.evaluate("Array.from(document.querySelectorAll('main img')).filter(i => i.naturalWidth > 0).length")
+        too_wide = page.evaluate("""Array.from(document.querySelectorAll('main pre'))
+            .filter(p => p.offsetParent !== null && p.scrollWidth > p.clientWidth + 1)
+            .map(p => p.innerText.split('\\n').sort((a, b) => b.length - a.length)[0].slice(0, 90))""")
+        assert too_wide == [], f"{path}: blocks wider than the column, longest lines: {too_wide}"
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("path", CHAPTERS)
+def test_every_figure_has_a_caption_and_glued_numbers_are_filled_in(browser, server, path):
+    page, _, _ = open_page(browser, server, path)
+    try:
+        uncaptioned = page.evaluate("""Array.from(document.querySelectorAll('main .cell_output img'))
+            .filter(i => !i.closest('details') && !i.closest('.tag_hide-cell') && !i.closest('figure'))
+            .map(i => i.src)""")
+        assert uncaptioned == [], f"{path}: figures without a caption: {uncaptioned}"
+        captions = page.evaluate("Array.from(document.querySelectorAll('main figure figcaption'))"
+                                 ".map(c => c.innerText.trim())")
+        assert all(len(c.split()) >= 12 for c in captions)
+        unfilled = page.evaluate("Array.from(document.querySelectorAll('main .pasted-text'))"
+                                 ".filter(s => !s.innerText.trim()).length")
+        assert unfilled == 0
+    finally:
+        page.close()
+
+
+def test_chapter_figures_render(browser, server):
+    page, _, _ = open_page(browser, server, "notebooks/06_comparison.html")
+    try:
+        figures = page.evaluate("Array.from(document.querySelectorAll('main img')).filter(i => i.naturalWidth > 0)"
+                                ".length")
         assert figures >= 4
-        page.evaluate("document.querySelectorAll('main .cell_output img')[0].scrollIntoView()")
+        page.evaluate("document.querySelectorAll('main figure')[0].scrollIntoView()")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / "05_comparison.png"))
+        page.screenshot(path=str(SCREENSHOTS / "06_comparison.png"))
     finally:
         page.close()
 
@@ -118,4 +154,4 @@ def test_internal_links_resolve(browser, server):
     finally:
         page.close()
     assert broken == []
-    assert sum(1 for url in seen if "/notebooks/" in url) >= 7  # the chapters link to each other
+    assert sum(1 for url in seen if "/notebooks/" in url) >= 9  # the chapters link to each other

@@ -1,0 +1,228 @@
+"""Every number true on any machine: key results glued into the prose, recorded, and re-checked.
+
+A chapter keeps each key result with :meth:`ChapterResults.keep`, which
+
+* glues its formatted text under a key, so the prose shows it with ``{glue:text}`key```
+  (never a typed copy);
+* records the value, with a tolerance and the reason for it, in
+  ``notebooks/results/<chapter>.json`` when the notebooks are executed (``make notebooks``
+  sets ``EARLYEXIT_RESULTS=record``);
+* under nbval (``EARLYEXIT_RESULTS=check``), compares the freshly computed value with the
+  recorded one and fails the cell if it is outside the tolerance. A reader's own run
+  (the default, ``warn``) only warns; ``off`` skips the comparison.
+
+Tolerances come from measured spreads (seeds, repeated timings), written next to each value.
+
+Executed notebooks also carry the hash of the package code they ran with (printed by
+``ChapterResults``, stamped in their metadata by ``make notebooks``), so that
+``make test`` fails when the package changes after the notebooks were executed.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .utils import repo_root
+
+MODES = ("record", "check", "warn", "off")
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _normalised_source(path: Path) -> str:
+    """The code of a module without docstrings and comments, so that editing prose alone keeps the hash."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False)
+
+
+def code_hash(package_dir: Path = PACKAGE_DIR) -> str:
+    """A short hash of the package's code (its modules without docstrings, and its data files)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in package_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(package_dir).as_posix().encode())
+        digest.update(_normalised_source(path).encode() if path.suffix == ".py" else path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def notebook_code_hash(notebook: dict) -> str:
+    """A short hash of a notebook's code cells (their source, in order)."""
+    digest = hashlib.sha256()
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            digest.update("".join(cell["source"]).encode() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One key result: its value, how far a re-run may move it, and why that far."""
+
+    value: float
+    tolerance: float
+    why: str
+
+
+def compare(recorded: dict[str, Recorded], current: dict[str, float]) -> list[str]:
+    """Every way ``current`` disagrees with ``recorded``: a missing key or a value outside its tolerance."""
+    problems = []
+    for key, value in current.items():
+        if key not in recorded:
+            problems.append(f"{key}: no recorded value (run `make notebooks`)")
+            continue
+        expected = recorded[key]
+        if not math.isfinite(value) or abs(value - expected.value) > expected.tolerance:
+            problems.append(f"{key}: {value:.6g} now, {expected.value:.6g} recorded; allowed ±{expected.tolerance:.3g} "
+                            f"({expected.why})")
+    return problems
+
+
+class ResultOutOfTolerance(AssertionError):
+    """A re-computed key result moved further from its recorded value than its tolerance allows."""
+
+
+def results_dir() -> Path:
+    return repo_root() / "notebooks" / "results"
+
+
+def load(chapter: str, folder: Path | None = None) -> dict[str, Recorded]:
+    """The recorded results of a chapter (empty if there are none)."""
+    path = (folder or results_dir()) / f"{chapter}.json"
+    if not path.is_file():
+        return {}
+    payload = json.loads(path.read_text())
+    return {key: Recorded(**entry) for key, entry in payload["results"].items()}
+
+
+class ChapterResults:
+    """The key results of one chapter. Create it in the chapter's first cell; call :meth:`keep` for each result."""
+
+    def __init__(self, chapter: str, mode: str | None = None, folder: Path | None = None) -> None:
+        self.chapter = chapter
+        self.mode = mode or os.environ.get("EARLYEXIT_RESULTS", "warn")
+        if self.mode not in MODES:
+            raise ValueError(f"EARLYEXIT_RESULTS must be one of {MODES}, got {self.mode!r}")
+        self.path = (folder or results_dir()) / f"{chapter}.json"
+        self.recorded = {} if self.mode == "record" else load(chapter, folder)
+        self.kept: dict[str, Recorded] = {}
+        self.started = time.perf_counter()
+        if self.mode in ("check", "warn") and not self.recorded:
+            warnings.warn(f"no recorded results in {self.path}: nothing to compare with", stacklevel=2)
+        print(f"earlyexit code {code_hash()}")
+
+    def keep(self, key: str, value: float, tolerance: float, why: str, text: str | None = None) -> None:
+        """Glue ``text`` (default: the value) under ``key``; record or check ``value`` within ``tolerance``."""
+        try:
+            from myst_nb import glue  # installed with the book; a bare package install may lack it
+        except ImportError:  # pragma: no cover - e.g. on Colab without the book's requirements
+            glue = None
+
+        value = float(value.detach()) if hasattr(value, "detach") else float(value)
+        if not (isinstance(tolerance, (int, float)) and tolerance >= 0 and math.isfinite(tolerance)):
+            raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
+        if key in self.kept:
+            raise ValueError(f"{key!r} is kept twice in {self.chapter}")
+        if glue is not None:
+            glue(key, text if text is not None else f"{value:.4g}", display=False)
+        self.kept[key] = Recorded(value, float(tolerance), why)
+        if self.mode == "record":
+            self._write()
+        elif self.mode in ("check", "warn") and self.recorded:
+            problems = compare(self.recorded, {key: value})
+            if problems and self.mode == "check":
+                raise ResultOutOfTolerance(f"{self.chapter}: " + "; ".join(problems))
+            for problem in problems:
+                print(f"note: {problem}", file=sys.stderr)
+
+    def elapsed(self) -> float:
+        """Seconds since this chapter's results were opened (its first cell)."""
+        return time.perf_counter() - self.started
+
+    def book_seconds(self) -> float:
+        """How long the whole book took to execute: every other chapter's recorded time, and this one's so far."""
+        total = self.elapsed()
+        for path in sorted(self.path.parent.glob("*.json")):
+            if path.stem != self.chapter:
+                total += json.loads(path.read_text()).get("seconds", 0.0)
+        return total
+
+    def table(self, key: str, shown: object) -> object:
+        """Glue a table (or any displayable object) under ``key`` for other pages; return it for display."""
+        try:
+            from myst_nb import glue
+        except ImportError:  # pragma: no cover
+            return shown
+        glue(key, shown, display=False)
+        return shown
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"chapter": self.chapter, "code_hash": code_hash(),
+                   "seconds": round(self.elapsed(), 1),
+                   "results": {k: asdict(v) for k, v in self.kept.items()}}
+        handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        with os.fdopen(handle, "w") as file:
+            json.dump(payload, file, indent=1, sort_keys=True)
+            file.write("\n")
+        os.replace(tmp, self.path)
+
+
+def seed_tolerance(values: list[float], factor: float = 4.0, floor: float = 0.0) -> float:
+    """``factor`` times the standard deviation over seeds, and at least ``floor``.
+
+    A re-run on another machine trains slightly different models (its rounding differs), so
+    a recorded value may move about as much as one seed differs from another. The sample
+    standard deviation of a few seeds is itself uncertain, hence a generous factor.
+    """
+    if len(values) < 2:
+        raise ValueError("a seed tolerance needs at least two seeds")
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return max(factor * sd, floor)
+
+
+def ratio_tolerance(low: float, high: float, median: float, widen: float = 3.0, floor: float = 0.3) -> float:
+    """How far a measured speed ratio may move on another machine.
+
+    ``widen`` times the half-width of its 95% interval (this machine's own noise), and at
+    least ``floor`` times the ratio itself: another CPU has other caches, vector units and
+    per-call overheads, so ratios of a few-millisecond workload legitimately move by tens of
+    percent between machines (Chapter 7 shows how much the same configuration moves here).
+    """
+    return max(widen * (high - low) / 2, floor * median)
+
+
+def stamp(paths: list[Path]) -> None:
+    """Write the package's and each notebook's code hash into the notebooks' metadata (after executing them)."""
+    package = code_hash()
+    for path in paths:
+        notebook = json.loads(path.read_text())
+        notebook["metadata"]["earlyexit"] = {"package_code": package, "notebook_code": notebook_code_hash(notebook)}
+        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m earlyexit.results stamp notebooks/*.ipynb``: stamp executed notebooks."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] != "stamp":
+        print("usage: python -m earlyexit.results stamp NOTEBOOK...", file=sys.stderr)
+        return 2
+    stamp([Path(p) for p in args[1:]])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

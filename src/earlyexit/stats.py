@@ -1,0 +1,153 @@
+"""Honest comparisons: spread over seeds, and paired tests on the same test images.
+
+Two kinds of noise hide in every accuracy the book reports:
+
+* **training noise**: another seed (or another CPU, whose rounding makes training take a
+  slightly different path) gives another model. It is measured by training several seeds:
+  :func:`mean_and_sd`, and :func:`compare_seeds` for two settings (Welch's t interval).
+* **test-set noise**: 10,000 test images pin an accuracy down to a few tenths of a point.
+  Two predictions *on the same images* are compared pairwise, which cancels the images both
+  get right or both get wrong: :func:`mcnemar` (exact test on the disagreements) and
+  :func:`paired_bootstrap` (an interval for the difference).
+
+A difference is reported as one only when its 95% interval excludes 0; otherwise the book
+says "no measurable difference".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import stats as scipy_stats
+
+LEVEL = 0.95
+
+
+def mean_and_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (``torch.std_mean``); the spread of a single value is 0."""
+    tensor = torch.as_tensor(list(values), dtype=torch.float64)
+    if len(tensor) == 0:
+        raise ValueError("mean_and_sd needs at least one value")
+    if len(tensor) == 1:
+        return float(tensor[0]), 0.0
+    sd, mean = torch.std_mean(tensor)
+    return float(mean), float(sd)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """An estimated difference a - b with its 95% interval, and how it was obtained."""
+
+    estimate: float
+    low: float
+    high: float
+    method: str
+    p_value: float | None = None
+
+    @property
+    def measurable(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+    def verdict(self, scale: float = 100.0, unit: str = " points") -> str:
+        """"+0.42 points (95% CI +0.10 to +0.74)" or "no measurable difference (95% CI -0.10 to +0.30 points)"."""
+        interval = f"95% CI {self.low * scale:+.2f} to {self.high * scale:+.2f}{unit}"
+        if self.measurable:
+            return f"{self.estimate * scale:+.2f}{unit} ({interval})"
+        return f"no measurable difference ({interval})"
+
+
+def compare_seeds(a: Sequence[float], b: Sequence[float]) -> Difference:
+    """mean(a) - mean(b) over independently seeded runs, with Welch's t interval."""
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("compare_seeds needs at least two runs on each side")
+    (ma, sa), (mb, sb) = mean_and_sd(a), mean_and_sd(b)
+    va, vb = sa**2 / len(a), sb**2 / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return Difference(ma - mb, ma - mb, ma - mb, "Welch t (no spread)")
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = float(scipy_stats.t.ppf(0.5 + LEVEL / 2, df)) * se
+    p = float(2 * scipy_stats.t.sf(abs(ma - mb) / se, df))
+    return Difference(ma - mb, ma - mb - half, ma - mb + half, f"Welch t, {len(a)} and {len(b)} seeds", p)
+
+
+def compare_paired_seeds(a: Sequence[float], b: Sequence[float]) -> Difference:
+    """mean(a - b) when a[i] and b[i] come from the same seed (the same model, two settings): t interval."""
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError("compare_paired_seeds needs the same seeds on both sides, at least two")
+    diffs = [x - y for x, y in zip(a, b)]
+    mean, sd = mean_and_sd(diffs)
+    if sd == 0:
+        return Difference(mean, mean, mean, f"paired t over {len(a)} seeds (no spread)")
+    se = sd / math.sqrt(len(diffs))
+    half = float(scipy_stats.t.ppf(0.5 + LEVEL / 2, len(diffs) - 1)) * se
+    p = float(2 * scipy_stats.t.sf(abs(mean) / se, len(diffs) - 1))
+    return Difference(mean, mean - half, mean + half, f"paired t over {len(a)} seeds", p)
+
+
+def _paired(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    a, b = torch.as_tensor(a).flatten().bool(), torch.as_tensor(b).flatten().bool()
+    if len(a) != len(b) or len(a) == 0:
+        raise ValueError(f"paired comparisons need the same samples on both sides, got {len(a)} and {len(b)}")
+    return a, b
+
+
+def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor) -> Difference:
+    """Accuracy of a minus accuracy of b on the same samples: exact McNemar test, with a Wald interval.
+
+    Only the samples where exactly one of the two is right carry information: under "no
+    difference" each of them is a fair coin, which the exact binomial test checks.
+    """
+    a, b = _paired(correct_a, correct_b)
+    n = len(a)
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    estimate = (only_a - only_b) / n
+    discordant = only_a + only_b
+    p = 1.0 if discordant == 0 else float(scipy_stats.binomtest(only_a, discordant, 0.5).pvalue)
+    # variance of the paired difference of two proportions
+    var = (only_a + only_b - (only_a - only_b) ** 2 / n) / n**2
+    half = float(scipy_stats.norm.ppf(0.5 + LEVEL / 2)) * math.sqrt(max(var, 0.0))
+    return Difference(estimate, estimate - half, estimate + half,
+                      f"McNemar, {only_a} vs {only_b} disagreements of {n}", p)
+
+
+def paired_bootstrap(correct_a: torch.Tensor, correct_b: torch.Tensor, resamples: int = 2000,
+                     seed: int = 0) -> Difference:
+    """Accuracy of a minus accuracy of b on the same samples, with a percentile bootstrap interval."""
+    a, b = _paired(correct_a, correct_b)
+    n = len(a)
+    # Each paired difference is +1 (only a right), -1 (only b right) or 0, so a resample is
+    # fully described by how many of each it draws: a multinomial draw, exact and cheap.
+    shares = [int((a & ~b).sum()) / n, int((~a & b).sum()) / n, int((a == b).sum()) / n]
+    draws = torch.from_numpy(np.random.default_rng(seed).multinomial(n, shares, size=resamples))
+    means = (draws[:, 0] - draws[:, 1]).double() / n
+    low, high = torch.quantile(means, torch.tensor([(1 - LEVEL) / 2, (1 + LEVEL) / 2], dtype=torch.float64))
+    diff = a.double() - b.double()
+    return Difference(float(diff.mean()), float(low), float(high), f"paired bootstrap, {resamples} resamples")
+
+
+def binomial_se(p: float, n: int) -> float:
+    """Standard error of an accuracy ``p`` measured on ``n`` samples."""
+    return math.sqrt(p * (1 - p) / n)
+
+
+def auroc(scores: torch.Tensor, positive: torch.Tensor) -> float:
+    """Area under the ROC curve: the probability that a random positive scores above a random negative.
+
+    Ties count one half (the Mann-Whitney U statistic, computed from average ranks). For an
+    exit score, "positive" is "this exit is right": 1.0 ranks every right sample above every
+    wrong one, 0.5 is a coin flip. No threshold is involved.
+    """
+    scores = torch.as_tensor(scores).flatten().double()
+    positive = torch.as_tensor(positive).flatten().bool()
+    if len(scores) != len(positive):
+        raise ValueError(f"{len(scores)} scores for {len(positive)} outcomes")
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("auroc needs both right and wrong samples")
+    ranks = torch.from_numpy(scipy_stats.rankdata(scores.numpy()))  # average ranks for ties
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

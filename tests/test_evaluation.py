@@ -1,0 +1,48 @@
+"""What a model does on a split: per-exit accuracy, overthinking and the oracle."""
+
+import pytest
+import torch
+
+from earlyexit.evaluation import ExitRecord, collect, exit_accuracies, exit_fraction_by_class, overthinking
+from helpers import sharpened_model
+
+
+def record_from(correct_rows):
+    """A record whose exit k is right exactly where correct_rows[k] is 1 (labels are all 0)."""
+    correct = torch.tensor(correct_rows, dtype=torch.bool)
+    logits = tuple(torch.where(c[:, None], torch.tensor([5.0, 0.0]), torch.tensor([0.0, 5.0])) for c in correct)
+    return ExitRecord(logits, tuple(torch.zeros(correct.shape[1]) for _ in correct[:-1]),
+                      torch.zeros(correct.shape[1], dtype=torch.long))
+
+
+def test_accuracies_are_keyed_by_exit_number():
+    record = record_from([[1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]])
+    assert exit_accuracies(record) == {1: 0.5, 2: 0.75, 3: 1.0}
+
+
+def test_overthinking_and_the_oracle_across_three_exits():
+    # sample 0: right everywhere; 1: right at exit 2 only (overthinking); 2: right at exit 3 only;
+    # 3: wrong everywhere
+    record = record_from([[1, 0, 0, 0], [1, 1, 0, 0], [1, 0, 1, 0]])
+    result = overthinking(record)
+    assert result == {"earlier_right_final_wrong": 0.25, "final_right_all_earlier_wrong": 0.25,
+                      "oracle_accuracy": 0.75}
+
+
+def test_collect_runs_every_exit_once_and_checks_its_arguments():
+    model = sharpened_model((8, 8, 8))
+    images, labels = torch.randn(30, 1, 28, 28), torch.randint(0, 10, (30,))
+    record = collect(model, images, labels, batch_size=7)
+    assert record.num_exits == 3 and [len(x) for x in record.exit_logits] == [30, 30, 30]
+    assert len(record.confidence_logits) == 2 and record.scores("learned", 2).shape == (30,)
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+            collect(model, images, labels, batch_size=bad)
+    with pytest.raises(ValueError, match="30 images but 29 labels"):
+        collect(model, images, labels[:29])
+
+
+def test_exit_fraction_by_class():
+    exits = torch.tensor([True, False, True, True])
+    labels = torch.tensor([0, 0, 1, 2])
+    assert exit_fraction_by_class(exits, labels, 4).tolist() == [0.5, 1.0, 1.0, 0.0]

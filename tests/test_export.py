@@ -1,0 +1,88 @@
+"""The exported graph routes per sample exactly as route_batch does (a tiny untrained model, exported here)."""
+
+import pytest
+import torch
+
+from earlyexit.exits import PatienceRule, ThresholdRule, max_softmax
+from earlyexit.export import (
+    EarlyExitModule,
+    FullNetwork,
+    export_onnx,
+    export_program,
+    profile_by_operator,
+    run_session,
+    session,
+)
+from earlyexit.inference import route_batch
+from helpers import assert_same_result, logits_tolerance, sharpened_model, threshold_between
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def model_and_images():
+    model = sharpened_model((8, 16))
+    images = torch.randn(37, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    return model, images
+
+
+def rules(model, images):
+    middle = threshold_between(max_softmax(model(images).exit_logits[0].detach()))
+    return {"none exit": ThresholdRule(1.0), "all exit": ThresholdRule(0.0), "some exit": ThresholdRule(middle),
+            "learned": ThresholdRule(0.5, "learned")}
+
+
+@pytest.mark.parametrize("name", ["none exit", "all exit", "some exit", "learned"])
+def test_onnx_runtime_equals_route_batch(model_and_images, tmp_path, name):
+    model, images = model_and_images
+    rule = rules(model, images)[name]
+    sess = session(export_onnx(EarlyExitModule(model, rule), tmp_path / "ee.onnx"))
+    atol = logits_tolerance(model, images)
+    for size in (1, 2, 7, 37):
+        assert_same_result(run_session(sess, images[:size]), route_batch(model, images[:size], rule), atol)
+    empty = run_session(sess, images[:0])  # a batch of 0 runs and returns empty results
+    assert empty.logits.shape == (0, 10) and empty.exit_number.shape == (0,)
+
+
+def test_torch_export_program_equals_route_batch_and_shows_the_routing_ops(model_and_images):
+    model, images = model_and_images
+    rule = rules(model, images)["some exit"]
+    program = export_program(EarlyExitModule(model, rule))
+    logits, exit_number = program.module()(images)
+    expected = route_batch(model, images, rule)
+    assert torch.equal(exit_number, expected.exit_number)
+    torch.testing.assert_close(logits, expected.logits, rtol=0, atol=logits_tolerance(model, images))
+    ops = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    assert {"aten.nonzero.default", "aten.index_select.default", "aten.index_copy.default"} <= ops
+
+
+def test_patience_exports_too(model_and_images, tmp_path):
+    model, images = sharpened_model((8, 8, 8)), model_and_images[1]
+    rule = PatienceRule(2)
+    sess = session(export_onnx(EarlyExitModule(model, rule), tmp_path / "patience.onnx"))
+    assert_same_result(run_session(sess, images), route_batch(model, images, rule), logits_tolerance(model, images))
+
+
+def test_the_full_network_export_and_the_profiler(model_and_images, tmp_path):
+    model, images = model_and_images
+    sess = session(export_onnx(FullNetwork(model), tmp_path / "full.onnx"), threads=2, optimization="basic")
+    (logits,) = sess.run(None, {"images": images.numpy()})
+    torch.testing.assert_close(torch.from_numpy(logits), model(images).exit_logits[-1].detach(), rtol=0,
+                               atol=logits_tolerance(model, images))
+    profiled = session(tmp_path / "full.onnx", profile=True)
+    by_op, run = profile_by_operator(profiled, images[:4], runs=3)
+    assert "Conv" in by_op and all(v >= 0 for v in by_op.values())
+    assert 0 < sum(by_op.values()) <= run
+
+
+def test_bad_inputs_and_options_fail_clearly(model_and_images, tmp_path):
+    model, images = model_and_images
+    sess = session(export_onnx(EarlyExitModule(model, ThresholdRule(0.5)), tmp_path / "ee.onnx"))
+    bad = images[:2].clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        run_session(sess, bad)
+    with pytest.raises(ValueError, match="optimization must be one of"):
+        session(tmp_path / "ee.onnx", optimization="max")
+    with pytest.raises(ValueError, match="needs 2 thresholds"):
+        EarlyExitModule(sharpened_model((8, 8, 8)), ThresholdRule([0.5]))

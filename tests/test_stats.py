@@ -1,0 +1,77 @@
+"""Honest comparisons: seed spreads, paired tests and their verdicts."""
+
+import pytest
+import torch
+from scipy import stats as scipy_stats
+
+from earlyexit.stats import binomial_se, compare_seeds, mcnemar, mean_and_sd, paired_bootstrap
+
+
+def test_mean_and_sd_match_the_textbook_formula_and_a_single_value_has_no_spread():
+    assert mean_and_sd([0.90, 0.92]) == pytest.approx((0.91, 0.0141421), rel=1e-5)
+    assert mean_and_sd([0.5]) == (0.5, 0.0)
+    with pytest.raises(ValueError):
+        mean_and_sd([])
+
+
+def test_compare_seeds_is_welchs_t_interval():
+    a, b = [0.912, 0.915, 0.910], [0.905, 0.907, 0.903]
+    result = compare_seeds(a, b)
+    expected = scipy_stats.ttest_ind(a, b, equal_var=False)
+    assert result.p_value == pytest.approx(expected.pvalue, rel=1e-6)
+    assert result.low < result.estimate < result.high and result.measurable
+    assert "no measurable difference" in compare_seeds([0.91, 0.92, 0.90], [0.915, 0.905, 0.91]).verdict()
+
+
+def test_mcnemar_uses_only_the_disagreements():
+    a = torch.tensor([1] * 90 + [1] * 8 + [0] * 2, dtype=torch.bool)
+    b = torch.tensor([1] * 90 + [0] * 8 + [1] * 2, dtype=torch.bool)
+    result = mcnemar(a, b)
+    assert result.estimate == pytest.approx(0.06)
+    assert result.p_value == pytest.approx(scipy_stats.binomtest(8, 10, 0.5).pvalue)
+    assert "8 vs 2 disagreements of 100" in result.method
+    same = mcnemar(a, a)
+    assert same.estimate == 0 and same.p_value == 1.0 and not same.measurable
+    with pytest.raises(ValueError, match="same samples"):
+        mcnemar(a, b[:50])
+
+
+def test_paired_bootstrap_interval_is_seeded_and_covers_the_estimate():
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(10_000, generator=g) < 0.91
+    b = a.clone()
+    flip = torch.rand(10_000, generator=g) < 0.03
+    b[flip] = ~b[flip]
+    first, second = paired_bootstrap(a, b, seed=1), paired_bootstrap(a, b, seed=1)
+    assert first == second and first.low <= first.estimate <= first.high
+    assert first.high - first.low == pytest.approx(2 * 1.96 * mcnemar(a, b).high / 1.96 - 2 * mcnemar(a, b).estimate,
+                                                   rel=0.25)
+
+
+def test_binomial_standard_error():
+    assert binomial_se(0.9, 10_000) == pytest.approx(0.003)
+
+
+def test_auroc_is_the_chance_that_a_right_sample_outscores_a_wrong_one():
+    from earlyexit.stats import auroc
+
+    assert auroc(torch.tensor([0.9, 0.8, 0.2, 0.1]), torch.tensor([1, 1, 0, 0])) == 1.0
+    assert auroc(torch.tensor([0.1, 0.2, 0.8, 0.9]), torch.tensor([1, 1, 0, 0])) == 0.0
+    assert auroc(torch.tensor([0.5, 0.5]), torch.tensor([1, 0])) == 0.5  # a tie counts one half
+    g = torch.Generator().manual_seed(0)
+    scores, right = torch.rand(400, generator=g), torch.rand(400, generator=g) < 0.7
+    brute = sum(float(a > b) + 0.5 * float(a == b) for a in scores[right] for b in scores[~right])
+    assert auroc(scores, right) == pytest.approx(brute / (int(right.sum()) * int((~right).sum())))
+    with pytest.raises(ValueError, match="both right and wrong"):
+        auroc(torch.rand(3), torch.ones(3))
+
+
+def test_paired_seed_comparison_is_a_t_interval_on_the_differences():
+    from earlyexit.stats import compare_paired_seeds
+
+    a, b = [0.80, 0.85, 0.90], [0.78, 0.82, 0.88]
+    result = compare_paired_seeds(a, b)
+    expected = scipy_stats.ttest_rel(a, b)
+    assert result.estimate == pytest.approx(0.07 / 3) and result.p_value == pytest.approx(expected.pvalue)
+    with pytest.raises(ValueError, match="same seeds"):
+        compare_paired_seeds(a, b[:2])

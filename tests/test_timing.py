@@ -1,0 +1,60 @@
+"""The timing protocol: interleaving, intervals and verdicts (no timed assertions here)."""
+
+import random
+import statistics
+
+import pytest
+
+from earlyexit.timing import Ratio, Timing, format_seconds, median_interval, speedup, time_interleaved
+
+
+def test_the_median_interval_covers_the_true_median_about_95_percent_of_the_time():
+    rng = random.Random(0)
+    trials, hits = 2000, 0
+    for _ in range(trials):
+        samples = [rng.expovariate(1.0) for _ in range(21)]  # skewed, like timings; median ln 2
+        low, high = median_interval(samples)
+        hits += low <= 0.6931 <= high
+    assert 0.94 <= hits / trials <= 0.99  # order statistics guarantee >= 95%, a little more in practice
+
+
+def test_tiny_samples_get_the_full_range():
+    assert median_interval([3.0, 1.0, 2.0]) == (1.0, 3.0)
+    with pytest.raises(ValueError):
+        median_interval([])
+
+
+def test_time_interleaved_rotates_the_order_and_takes_one_sample_per_round():
+    calls = []
+    candidates = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    timings = time_interleaved(candidates, repeats=3, warmup=1)
+    assert calls[:3] == ["a", "b", "c"]  # warm-up
+    assert calls[3:] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert all(len(t.samples) == 3 for t in timings.values())
+    for bad in ({"repeats": 0}, {"warmup": -1}, {"inner": 1.5}):
+        with pytest.raises(ValueError):
+            time_interleaved(candidates, **bad)
+
+
+def test_speedups_are_per_round_ratios_and_only_called_so_when_the_interval_excludes_one():
+    baseline = Timing(tuple(2.0 + 0.01 * i for i in range(15)))
+    faster = Timing(tuple(1.0 + 0.005 * i for i in range(15)))
+    ratio = speedup(baseline, faster)
+    assert ratio.median == pytest.approx(2.0) and ratio.measurable and ratio.verdict().startswith("2.00x faster")
+    same = Ratio(tuple(1.0 + (-1) ** i * 0.05 for i in range(15)))
+    assert not same.measurable and same.verdict().startswith("no measurable difference")
+    slower = speedup(faster, baseline)
+    assert slower.verdict().startswith("2.00x slower")
+    with pytest.raises(ValueError, match="same interleaved run"):
+        speedup(baseline, Timing((1.0,)))
+
+
+def test_timings_agree_when_their_intervals_overlap_and_scale_per_image():
+    a = Timing(tuple(float(x) for x in range(10, 31)))
+    assert a.agrees_with(Timing(tuple(float(x) for x in range(15, 36))))
+    assert not a.agrees_with(Timing(tuple(float(x) for x in range(100, 121))))
+    assert a.per(10).median == pytest.approx(statistics.median(a.samples) / 10)
+
+
+def test_format_seconds_picks_a_unit():
+    assert [format_seconds(s) for s in (2.5, 0.0123, 4.5e-6, 3e-9)] == ["2.5 s", "12.3 ms", "4.5 µs", "3 ns"]
