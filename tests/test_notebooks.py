@@ -131,7 +131,7 @@ def test_code_and_printed_lines_fit_the_books_column(path):
                 shown = "".join(output.get("data", {}).get("text/markdown", ""))
                 lines = shown.splitlines() if shown.startswith("```") else []
             for line in lines:
-                assert len(line) <= 84, f"{path.name}: output line of {len(line)} characters: {line!r}"
+                assert len(line) <= 80, f"{path.name}: output line of {len(line)} characters: {line!r}"
 
 
 # Typed numbers are allowed only for constants: settings, requirements and targets the book

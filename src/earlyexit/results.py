@@ -21,6 +21,8 @@ Executed notebooks also carry the hash of the package code they ran with (printe
 from __future__ import annotations
 
 import ast
+import atexit
+import contextlib
 import hashlib
 import json
 import math
@@ -119,6 +121,8 @@ class ChapterResults:
         self.recorded = {} if self.mode == "record" else load(chapter, folder)
         self.kept: dict[str, Recorded] = {}
         self.started = time.perf_counter()
+        if self.mode == "record":  # the chapter's whole run time, exercises included
+            atexit.register(self._write_at_exit)
         if self.mode in ("check", "warn") and not self.recorded:
             warnings.warn(f"no recorded results in {self.path}: nothing to compare with", stacklevel=2)
         print(f"earlyexit code {code_hash()}")
@@ -167,6 +171,11 @@ class ChapterResults:
             return shown
         glue(key, shown, display=False)
         return shown
+
+    def _write_at_exit(self) -> None:
+        if self.kept:
+            with contextlib.suppress(OSError):  # e.g. a temporary folder already removed
+                self._write()
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

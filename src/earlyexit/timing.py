@@ -93,13 +93,13 @@ class Ratio(_Samples):
         return self.low > 1.0 or self.high < 1.0
 
     def verdict(self) -> str:
-        """"1.85x faster (95% CI 1.71-1.98x)", "... slower ...", or "no measurable difference (...)"."""
-        interval = f"95% CI {self.low:.2f}-{self.high:.2f}x"
+        """"1.85x faster (95% CI 1.71-1.98x)", "1.30x slower (95% CI 1.10-1.50x)" or "no measurable difference"."""
         if self.low > 1.0:
-            return f"{self.median:.2f}x faster ({interval})"
-        if self.high < 1.0:
-            return f"{1 / self.median:.2f}x slower ({interval})"
-        return f"no measurable difference ({interval})"
+            return f"{self.median:.2f}x faster (95% CI {self.low:.2f}-{self.high:.2f}x)"
+        if self.high < 1.0:  # say it as a slowdown, interval included
+            low, high = 1 / self.high, 1 / self.low
+            return f"{1 / self.median:.2f}x slower (95% CI {low:.2f}-{high:.2f}x)"
+        return f"no measurable difference (95% CI {self.low:.2f}-{self.high:.2f}x)"
 
     def __str__(self) -> str:
         return f"{self.median:.2f}x ({self.low:.2f}-{self.high:.2f})"
