@@ -23,12 +23,17 @@ from earlyexit.exits import ThresholdRule
 from earlyexit.fast import FastEarlyExit
 from earlyexit.flops import exit_costs, full_network_flops
 from earlyexit.inference import route_batch
-from earlyexit.speed import fast_implementation, measure_speed, reference_implementation, speed_table
+from earlyexit.speed import (
+    BATCH_SIZES,
+    fast_implementation,
+    measure_speed,
+    reference_implementation,
+    speed_table,
+    timing_images,
+)
 from earlyexit.timing import machine_info, speedup, time_interleaved
 from earlyexit.training import TrainConfig, train_cached
 from earlyexit.utils import repo_root
-
-BATCH_SIZES = (1, 16, 256, 1024)
 
 
 def onnx_rows(model, rule, images: torch.Tensor, batch_sizes, repeats: int) -> str:
@@ -41,7 +46,7 @@ def onnx_rows(model, rule, images: torch.Tensor, batch_sizes, repeats: int) -> s
     fast = FastEarlyExit(model, rule)
     lines = []
     for b in batch_sizes:
-        batches = images[:max(b, 256)].split(b)
+        batches = timing_images(images, b).split(b)
         arrays = [x.numpy() for x in batches]
         candidates = {"eager full": lambda: [fast.full(x) for x in batches],
                       "eager early exit": lambda: [fast(x) for x in batches]}
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     assert torch.equal(fast(data.test_images).exit_number, route_batch(model, data.test_images, rule).exit_number)
     print("fast path: the reference's exits on the whole test set\n")
     for impl in (reference_implementation(model, rule), fast_implementation(fast)):
-        rows = [measure_speed(impl, data.test_images[:max(b, 256)], b, costs, full, repeats=args.repeats)
+        rows = [measure_speed(impl, timing_images(data.test_images, b), b, costs, full, repeats=args.repeats)
                 for b in args.batch_sizes]
         print(f"{impl.name} implementation (speedups over the same implementation's full network)")
         print(speed_table(rows)._repr_markdown_() + "\n")

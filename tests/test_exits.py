@@ -102,7 +102,7 @@ def test_patience_leaves_when_consecutive_exits_agree():
     leave, state = rule.decide(1, second, None, state)
     assert leave.tolist() == [True, False, True]
     assert state[:, 1].tolist() == [2, 1, 2]
-    with pytest.raises(ValueError, match="at least 2"):
+    with pytest.raises(ValueError, match="consecutive must be an int >= 2"):
         PatienceRule(1)
 
 

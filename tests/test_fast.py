@@ -69,7 +69,7 @@ def test_fast_path_validates_like_the_reference(images):
 
 @pytest.mark.parametrize("chunk_size", [0, -3, 2.5, True])
 def test_bad_chunk_sizes_are_refused(images, chunk_size):
-    with pytest.raises(ValueError, match="chunk_size must be None"):
+    with pytest.raises(ValueError, match="chunk_size must be an int >= 1"):
         FastEarlyExit(sharpened_model(), 0.5, chunk_size=chunk_size)
 
 

@@ -91,7 +91,7 @@ def test_joint_loss_needs_at_least_one_exit_and_valid_weights(tiny_problem):
     with pytest.raises(ValueError, match="at least one exit"):
         joint_loss([], y)
     for bad in ((1.0, float("nan")), (1.0, -0.5)):
-        with pytest.raises(ValueError, match="finite numbers >= 0"):
+        with pytest.raises(ValueError, match=r"weights\[1\] must be a finite number >= 0"):
             joint_loss([model(x), model(x)], y, bad)
 
 

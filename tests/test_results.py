@@ -23,12 +23,20 @@ def test_compare_reports_missing_and_out_of_tolerance_values_only():
     assert "no recorded value" in problems[2]
 
 
+def test_a_timing_ratio_is_checked_within_a_factor_both_ways():
+    recorded = {"speed": Recorded(2.0, 2.5, "timing", factor=True)}
+    assert compare(recorded, {"speed": 0.81}) == compare(recorded, {"speed": 4.99}) == []
+    for moved in (0.79, 5.01, 0.0, -2.0, float("inf")):
+        assert compare(recorded, {"speed": moved}), moved
+    assert "allowed 0.8 to 5 (x/÷ 2.50)" in compare(recorded, {"speed": 6.0})[0]
+
+
 def test_record_then_check_then_warn(tmp_path, capsys):
     recorder = ChapterResults("99_test", mode="record", folder=tmp_path)
     recorder.keep("accuracy", 0.91, 0.01, "seeds", text="91%")
     recorder.keep("speed", 2.0, 0.6, "timing")
     stored = json.loads((tmp_path / "99_test.json").read_text())
-    assert stored["results"]["accuracy"] == {"value": 0.91, "tolerance": 0.01, "why": "seeds"}
+    assert stored["results"]["accuracy"] == {"value": 0.91, "tolerance": 0.01, "why": "seeds", "factor": False}
     assert stored["code_hash"] == code_hash() and stored["seconds"] >= 0
 
     checker = ChapterResults("99_test", mode="check", folder=tmp_path)
@@ -50,6 +58,10 @@ def test_modes_and_tolerances_are_validated(tmp_path):
     recorder = ChapterResults("x", mode="off", folder=tmp_path)
     with pytest.raises(ValueError, match="tolerance must be"):
         recorder.keep("a", 1.0, -0.1, "why")
+    with pytest.raises(ValueError, match="tolerance must be a finite number >= 1"):
+        recorder.keep("a", 1.0, 0.5, "why", factor=True)
+    with pytest.raises(ValueError, match="must be > 0"):
+        recorder.keep("a", 0.0, 2.0, "why", factor=True)
     assert not (tmp_path / "x.json").exists()
 
 
@@ -69,7 +81,19 @@ def test_the_code_hash_ignores_docstrings_and_comments_but_not_code(tmp_path):
 def test_seed_and_ratio_tolerances():
     assert results.seed_tolerance([0.90, 0.91, 0.92], factor=4) == pytest.approx(0.04)
     assert results.seed_tolerance([0.9, 0.9], floor=0.003) == 0.003
-    assert results.ratio_tolerance(1.8, 2.2, 2.0) == pytest.approx(0.6)
+    assert results.ratio_factor(1.8, 2.2) == results.BETWEEN_CPUS  # a tight interval: the CPU floor
+    assert results.ratio_factor(1.0, 4.0) == pytest.approx(8.0)  # a wide one: (4 / 1) ** 1.5
+    with pytest.raises(ValueError, match="0 < low <= high"):
+        results.ratio_factor(0.0, 1.0)
+
+
+def test_keep_ratio_glues_the_verdict_and_records_a_factor(tmp_path):
+    from earlyexit.timing import Ratio
+    recorder = ChapterResults("98_test", mode="record", folder=tmp_path)
+    recorder.keep_ratio("gain", Ratio((1.9, 2.0, 2.1, 2.0, 2.05, 1.95, 2.0)))
+    stored = json.loads((tmp_path / "98_test.json").read_text())["results"]["gain"]
+    assert stored["factor"] is True and stored["tolerance"] == results.BETWEEN_CPUS
+    assert stored["value"] == 2.0
     with pytest.raises(ValueError):
         results.seed_tolerance([0.9])
 

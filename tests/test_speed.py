@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from earlyexit import speed
 from earlyexit.exits import ThresholdRule, max_softmax
 from earlyexit.fast import FastEarlyExit
 from earlyexit.flops import exit_costs, full_network_flops
@@ -48,3 +49,11 @@ def test_full_batches_drop_the_ragged_end_and_check_the_size():
     assert [len(b) for b in full_batches(torch.zeros(10, 1, 28, 28), 4)] == [4, 4]
     with pytest.raises(ValueError, match="between 1 and 10"):
         full_batches(torch.zeros(10, 1, 28, 28), 11)
+
+
+def test_timing_images_are_at_least_256_and_one_whole_batch():
+    images = torch.zeros(2000, 1, 28, 28)
+    assert len(speed.timing_images(images, 1)) == speed.MIN_TIMED_IMAGES
+    assert len(speed.timing_images(images, 1024)) == 1024
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+        speed.timing_images(images, 0)

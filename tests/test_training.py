@@ -96,6 +96,7 @@ def test_confidence_head_trains_without_touching_the_backbone(tiny_splits):
     ({"lr": float("nan")}, "lr"), ({"lr": -1e-3}, "lr"), ({"lr": 0}, "lr"),
     ({"exit_weights": (1.0,)}, "1 exit_weights for 2 exits"), ({"exit_weights": (1.0, -1.0)}, "exit_weights"),
     ({"exit_weights": (0, 0)}, "at least one exit weight"), ({"confidence_weight": -1}, "confidence_weight"),
+    ({"channels": (16, 0)}, r"channels\[1\] must be an int >= 1"),
     ({"epochs": 1.5}, "epochs"), ({"epochs": 0}, "epochs"), ({"batch_size": True}, "batch_size"),
     ({"dataset": "cifar"}, "unknown dataset"), ({"val_size": 0}, "val_size"), ({"seed": -1}, "seed"),
     ({"channels": (16,)}, "channels"),

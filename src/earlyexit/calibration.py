@@ -26,6 +26,7 @@ import torch
 from .evaluation import ExitRecord
 from .exits import ExitRule, ThresholdRule, check_criterion, check_threshold
 from .inference import first_exits
+from .utils import check_int
 
 
 @dataclass(frozen=True)
@@ -170,8 +171,7 @@ def calibrate(val: ExitRecord, test: ExitRecord, criterion: str, early_flops: fl
     check_criterion(criterion)
     if sum(r is not None for r in (max_accuracy_drop, max_flops, target_flops)) != 1:
         raise ValueError("give exactly one of max_accuracy_drop, max_flops or target_flops")
-    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 0:
-        raise ValueError(f"bootstrap must be an int >= 0 (the number of resamples), got {bootstrap!r}")
+    check_int("bootstrap", bootstrap, 0)
     scores, early, final = val.scores(criterion), val.correct(1), val.correct(2)
     sweep = sweep_thresholds(scores, early, final, early_flops, deep_flops)
     requirement = (max_accuracy_drop, max_flops, target_flops)

@@ -9,13 +9,7 @@ import torch
 
 from .exits import exit_scores
 from .models import EarlyExitCNN
-
-
-def check_batch_size(batch_size: object) -> int:
-    """``batch_size`` if it is an int >= 1; a ValueError naming it otherwise."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    return batch_size
+from .utils import check_int
 
 
 @dataclass
@@ -48,7 +42,7 @@ class ExitRecord:
 @torch.no_grad()
 def collect(model: EarlyExitCNN, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 2000) -> ExitRecord:
     """Run every sample through every exit once; later analysis needs no more forward passes."""
-    check_batch_size(batch_size)
+    check_int("batch_size", batch_size)
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     model.eval()

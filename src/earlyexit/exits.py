@@ -22,6 +22,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .utils import check_int
+
 CRITERIA = ("max_softmax", "entropy", "learned")
 
 
@@ -143,9 +145,7 @@ class PatienceRule:
     criterion = None
 
     def __init__(self, consecutive: int = 2) -> None:
-        if not isinstance(consecutive, int) or isinstance(consecutive, bool) or consecutive < 2:
-            raise ValueError(f"consecutive must be an int of at least 2, got {consecutive!r}")
-        self.consecutive = consecutive
+        self.consecutive = check_int("consecutive", consecutive, 2)
 
     def check(self, num_exits: int) -> None:
         if self.consecutive > num_exits:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from .exits import ExitRule, as_rule
 from .inference import EarlyExitResult, check_finite_images, first_exits, route_single, route_stages
 from .models import EarlyExitCNN
+from .utils import check_int
 
 
 def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
@@ -39,15 +40,6 @@ def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
     h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
     rows = torch.maximum(x[..., 0:h:2, :w], x[..., 1:h:2, :w])
     return torch.maximum(rows[..., 0::2], rows[..., 1::2])
-
-
-def check_chunk_size(chunk_size: object) -> int | None:
-    """``None`` (no chunking) or an int >= 1; a ValueError naming the argument otherwise."""
-    if chunk_size is None:
-        return None
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be None (no chunking) or an int >= 1, got {chunk_size!r}")
-    return chunk_size
 
 
 class FastEarlyExit:
@@ -66,7 +58,7 @@ class FastEarlyExit:
         self.pool_before_relu, self.strided_max_pool = pool_before_relu, strided_max_pool
         self.channels_last = channels_last
         self.use_inference_mode = use_inference_mode
-        self.chunk_size = check_chunk_size(chunk_size)
+        self.chunk_size = None if chunk_size is None else check_int("chunk_size", chunk_size)
 
         def snapshot(layer):
             return layer.weight.detach().clone(), layer.bias.detach().clone()

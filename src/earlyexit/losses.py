@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+
+from .utils import check_number
 
 
 def check_targets(logits: torch.Tensor, targets: torch.Tensor) -> None:
@@ -33,9 +34,7 @@ def check_weights(weights: Sequence[float], count: int, name: str = "weights") -
     weights = tuple(weights)
     if len(weights) != count:
         raise ValueError(f"got {len(weights)} {name} for {count} exits")
-    if any(isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0 for w in weights):
-        raise ValueError(f"{name} must be finite numbers >= 0, got {weights!r}")
-    return tuple(float(w) for w in weights)
+    return tuple(check_number(f"{name}[{i}]", w) for i, w in enumerate(weights))
 
 
 def joint_loss(exit_logits: Sequence[torch.Tensor], targets: torch.Tensor,

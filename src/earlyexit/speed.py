@@ -22,6 +22,16 @@ from .inference import EarlyExitResult, compute_all_then_mask, model_stages, rou
 from .models import EarlyExitCNN
 from .report import Table, table
 from .timing import Ratio, Timing, speedup, time_interleaved
+from .utils import check_int
+
+BATCH_SIZES = (1, 16, 256, 1024)  # one image, a small server batch, a large one, beyond the cache
+MIN_TIMED_IMAGES = 256  # fewer images per round give an unstable exit share
+
+
+def timing_images(images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The images one timed round uses at ``batch_size``: at least 256, and one whole batch."""
+    check_int("batch_size", batch_size)
+    return images[:max(batch_size, MIN_TIMED_IMAGES)]
 
 
 @dataclass(frozen=True)

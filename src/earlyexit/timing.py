@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .utils import check_int
+
 LEVEL = 0.95
 
 
@@ -127,11 +129,9 @@ def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int =
     ``inner`` calls are made per sample (for calls too short to time one by one); on CUDA the
     device is synchronised before the clock is read, so queued work is counted.
     """
-    for name, value in (("repeats", repeats), ("inner", inner)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
+    check_int("repeats", repeats)
+    check_int("inner", inner)
+    check_int("warmup", warmup, 0)
     if not candidates:
         raise ValueError("nothing to time")
     cuda = device is not None and torch.device(device).type == "cuda"

@@ -38,24 +38,10 @@ from .evaluation import collect, exit_accuracies
 from .exits import learned_confidence, max_softmax
 from .losses import check_weights, confidence_loss
 from .models import FORUM_CHANNELS, EarlyExitCNN
-from .utils import default_device, repo_root, seed_everything
+from .utils import check_int, check_number, default_device, repo_root, seed_everything
 
 REGIMES = ("joint", "masked", "learned")
 CACHE_FORMAT = 2  # bump when the training code changes what a configuration produces
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return value
-
-
-def _finite(name: str, value: object, low: float = 0.0, high: float = math.inf, open_low: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < low or value > high or (open_low and value == low):
-        bound = f"in [{low}, {high}]" if high < math.inf else (f"> {low}" if open_low else f">= {low}")
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -86,22 +72,20 @@ class TrainConfig:
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; expected one of {sorted(DATASETS)}")
         channels = tuple(self.channels)
-        if len(channels) < 2 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
-            raise ValueError(f"channels must list at least two positive ints, got {self.channels!r}")
-        set_("channels", channels)
+        if len(channels) < 2:
+            raise ValueError(f"channels must list at least two blocks' channel counts, got {self.channels!r}")
+        set_("channels", tuple(check_int(f"channels[{i}]", c) for i, c in enumerate(channels)))
         weights = (1.0,) * len(channels) if self.exit_weights is None else self.exit_weights
         set_("exit_weights", check_weights(weights, len(channels), "exit_weights"))
         if not any(self.exit_weights):
             raise ValueError("at least one exit weight must be above 0")
-        set_("confidence_weight", _finite("confidence_weight", self.confidence_weight))
-        set_("gate_threshold", _finite("gate_threshold", self.gate_threshold, 0.0, 1.0))
-        set_("lr", _finite("lr", self.lr, open_low=True))
+        set_("confidence_weight", check_number("confidence_weight", self.confidence_weight))
+        set_("gate_threshold", check_number("gate_threshold", self.gate_threshold, 0.0, 1.0))
+        set_("lr", check_number("lr", self.lr, open_low=True))
         for name in ("epochs", "batch_size", "val_size"):
-            _positive_int(name, getattr(self, name))
+            check_int(name, getattr(self, name))
         for name in ("seed", "split_seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+            check_int(name, getattr(self, name), 0)
 
     def key(self) -> str:
         """A short hash of the full configuration (and of the cache format)."""

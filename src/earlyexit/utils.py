@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from pathlib import Path
@@ -31,3 +32,20 @@ def seed_everything(seed: int) -> torch.Generator:
 def default_device() -> torch.device:
     """CUDA when PyTorch sees a GPU (e.g. on Colab), else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def check_int(name: str, value: object, minimum: int = 1) -> int:
+    """``value`` if it is an int (not a bool) of at least ``minimum``; a ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def check_number(name: str, value: object, low: float = 0.0, high: float = math.inf,
+                 open_low: bool = False) -> float:
+    """``value`` as a float if it is a finite real number in [low, high] (or (low, high]); a ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < low or value > high or (open_low and value == low):
+        bound = f"in [{low}, {high}]" if high < math.inf else (f"> {low}" if open_low else f">= {low}")
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
