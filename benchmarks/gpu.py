@@ -52,10 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
         @torch.no_grad()
         def full_network():
-            x = batch
-            for block in gpu_model.blocks:
-                x = block(x)
-            return gpu_model.exits[-1](x)
+            return gpu_model.final_logits(batch)
 
         t = time_interleaved({"full": full_network, "route_batch": lambda: route_batch(gpu_model, batch, rule),
                               "fast": lambda: fast(batch)}, repeats=args.repeats, warmup=5, device=device)

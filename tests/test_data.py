@@ -136,6 +136,9 @@ def test_loader_is_deterministic_and_covers_every_sample(tiny_splits):
     assert sizes == [64, 64, 64, 8]
     assert torch.equal(labels_a, labels_b) and not torch.equal(labels_a, labels_c)
     assert torch.equal(labels_a.sort().values, tiny_splits.train_labels.sort().values)
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+            data.make_loader(tiny_splits.train_images, tiny_splits.train_labels, bad)
 
 
 def test_command_line_reports_missing_data_without_traceback(capsys):

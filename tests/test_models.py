@@ -79,3 +79,12 @@ def test_exit_costs_of_a_three_exit_network_add_up():
     costs = exit_costs(model, None)
     assert costs[2] == sum(stages[f"{part} {k}"] for k in (1, 2, 3) for part in ("block", "exit"))
     assert costs[0] < costs[1] < costs[2]
+
+
+@pytest.mark.parametrize("channels", [(16, 32), (16, 32, 32)])
+def test_final_logits_are_the_last_exits_logits_of_a_full_pass(channels):
+    torch.manual_seed(0)
+    model = EarlyExitCNN(channels).eval()
+    images = torch.randn(5, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(model.final_logits(images), model(images).exit_logits[-1])

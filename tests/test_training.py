@@ -157,3 +157,14 @@ def test_corrupt_checkpoint_is_retrained_and_replaced(tiny_splits, tmp_path):
 def test_data_of_another_dataset_is_refused(tiny_splits):
     with pytest.raises(ValueError, match="config is for 'mnist'"):
         train(TrainConfig(dataset="mnist", **FAST), tiny_splits, progress=False)
+
+
+def test_a_nan_gate_score_goes_on_in_training_as_in_routing():
+    """Training gates with the routing's exit decision: a NaN score never exits."""
+    torch.manual_seed(0)
+    model = EarlyExitCNN()
+    with torch.no_grad():
+        model.confidence_heads[0].linear.weight.fill_(float("nan"))
+    images, targets = torch.randn(6, 1, 28, 28), torch.arange(6)
+    _, stats = training_loss(model, images, targets, TrainConfig(regime="learned"))
+    assert stats["deep_fraction"] == 1.0

@@ -28,7 +28,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 from torchvision import datasets
 from torchvision.datasets.utils import extract_archive
 
-from .utils import repo_root
+from .utils import check_int, repo_root
 
 RAW_FILES = (
     "train-images-idx3-ubyte",
@@ -246,8 +246,7 @@ def make_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int = 12
     Sampling batches of indices (instead of one sample at a time and collating) keeps an
     epoch of Fashion-MNIST at a fraction of a second of loading overhead.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    check_int("batch_size", batch_size)
     dataset = TensorDataset(images, labels)
     if shuffle:
         base = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .exits import ExitRule
-from .inference import EarlyExitResult, model_stages, route_stages
+from .inference import EarlyExitResult, check_finite_images, model_stages, route_stages
 from .models import IMAGE_SHAPE, EarlyExitCNN
 
 
@@ -50,9 +50,7 @@ class FullNetwork(nn.Module):
         self.model = model.eval()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        for block in self.model.blocks:
-            images = block(images)
-        return self.model.exits[-1](images)
+        return self.model.final_logits(images)
 
 
 def export_program(module: nn.Module, example_batch: int = 8) -> torch.export.ExportedProgram:
@@ -101,8 +99,6 @@ def session(path: str | Path, threads: int = 1, optimization: str = "all", profi
 
 def run_session(sess, images: torch.Tensor) -> EarlyExitResult:
     """Run an exported early-exit session on a batch; results as :func:`~earlyexit.inference.route_batch` gives them."""
-    from .inference import check_finite_images
-
     check_finite_images(images)
     logits, exit_number = sess.run(None, {"images": images.detach().cpu().contiguous().numpy()})
     logits, exit_number = torch.from_numpy(logits), torch.from_numpy(exit_number)

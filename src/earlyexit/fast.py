@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .exits import ExitRule, as_rule
-from .inference import EarlyExitResult, check_finite_images, first_exits, route_single, route_stages
+from .inference import EarlyExitResult, check_finite_images, pick_exits, route_single, route_stages
 from .models import EarlyExitCNN
 from .utils import check_int
 
@@ -40,6 +40,11 @@ def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
     h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
     rows = torch.maximum(x[..., 0:h:2, :w], x[..., 1:h:2, :w])
     return torch.maximum(rows[..., 0::2], rows[..., 1::2])
+
+
+def _joined(parts: list[EarlyExitResult]) -> EarlyExitResult:
+    """The results of consecutive chunks as one result, in batch order."""
+    return parts[0] if len(parts) == 1 else EarlyExitResult(*(torch.cat(field) for field in zip(*parts)))
 
 
 class FastEarlyExit:
@@ -115,15 +120,13 @@ class FastEarlyExit:
         with self.grad_mode():
             if len(images) == 1:
                 return route_single(self.stages, self.heads, images, self.rule)
-            parts = [route_stages(self.stages, self.heads, chunk, self.rule) for chunk in self._chunks(images)]
-            return parts[0] if len(parts) == 1 else EarlyExitResult(*(torch.cat(f) for f in zip(*parts)))
+            return _joined([route_stages(self.stages, self.heads, chunk, self.rule) for chunk in self._chunks(images)])
 
     def compute_all_then_mask(self, images: torch.Tensor) -> EarlyExitResult:
         """Every sample through every exit, then a per-sample choice: no routing at all."""
         self._check(images)
         with self.grad_mode():
-            parts = [self._mask(chunk) for chunk in self._chunks(images)]
-            return parts[0] if len(parts) == 1 else EarlyExitResult(*(torch.cat(f) for f in zip(*parts)))
+            return _joined([self._mask(chunk) for chunk in self._chunks(images)])
 
     def _mask(self, images: torch.Tensor) -> EarlyExitResult:
         features, exit_logits, confidence_logits = images, [], []
@@ -132,10 +135,7 @@ class FastEarlyExit:
             logits, confidence = head(features)
             exit_logits.append(logits)
             confidence_logits.append(confidence)
-        exit_number = first_exits(exit_logits, confidence_logits, self.rule)
-        rows = torch.arange(len(images), device=images.device)
-        logits = torch.stack(exit_logits)[exit_number - 1, rows]
-        return EarlyExitResult(logits.argmax(dim=1), exit_number, logits)
+        return pick_exits(exit_logits, confidence_logits, self.rule)
 
     def to(self, device: torch.device | str) -> FastEarlyExit:
         """Move the copied weights to ``device`` (returns self)."""

@@ -159,16 +159,22 @@ def first_exits(exit_logits: Sequence[torch.Tensor], confidence_logits: Sequence
     return exit_number
 
 
+def pick_exits(exit_logits: Sequence[torch.Tensor], confidence_logits: Sequence[torch.Tensor] | None,
+               rule: ExitRule) -> EarlyExitResult:
+    """Given every exit's logits for every sample: each sample's first exit under ``rule``, and its answer there."""
+    exit_number = first_exits(exit_logits, confidence_logits, rule)
+    rows = torch.arange(len(exit_number), device=exit_number.device)
+    logits = torch.stack(list(exit_logits))[exit_number - 1, rows]  # (exits, N, classes) -> (N, classes)
+    return EarlyExitResult(logits.argmax(dim=1), exit_number, logits)
+
+
 @torch.no_grad()
 def compute_all_then_mask(model: EarlyExitCNN, images: torch.Tensor, rule: float | Sequence[float] | ExitRule,
                           criterion: str | None = None) -> EarlyExitResult:
     """Run every sample through every exit, then choose per sample: no routing, no saving."""
     rule = _prepare(model, images, rule, criterion)
     out = model(images)
-    exit_number = first_exits(out.exit_logits, out.confidence_logits, rule)
-    stacked = torch.stack(out.exit_logits)  # (exits, N, classes)
-    logits = stacked[exit_number - 1, torch.arange(len(images), device=images.device)]
-    return EarlyExitResult(logits.argmax(dim=1), exit_number, logits)
+    return pick_exits(out.exit_logits, out.confidence_logits, rule)
 
 
 @torch.no_grad()

@@ -132,3 +132,10 @@ class EarlyExitCNN(nn.Module):
                 confidence = self.confidence_heads[k](features)
                 confidence_logits.append(confidence.squeeze(1))
         return MultiExitOutput(tuple(exit_logits), tuple(confidence_logits))
+
+    def final_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The plain network, no early exit: every block, then the last exit's logits (no input checks)."""
+        features = images
+        for block in self.blocks:
+            features = block(features)
+        return self.exits[-1](features)

@@ -61,15 +61,9 @@ def reference_implementation(model: EarlyExitCNN, rule: ExitRule) -> Implementat
     """The straightforward implementation: the model's modules and :func:`~earlyexit.inference.route_batch`."""
     model.eval()
     blocks, heads = model_stages(model, rule.criterion)
-
-    def full(x):
-        for block in blocks:
-            x = block(x)
-        return model.exits[-1](x)
-
     return Implementation("reference", model.num_exits, rule, lambda k, x: blocks[k](x), lambda k, f: heads[k](f),
-                          full, lambda x: route_batch(model, x, rule), lambda x: compute_all_then_mask(model, x, rule),
-                          torch.no_grad)
+                          model.final_logits, lambda x: route_batch(model, x, rule),
+                          lambda x: compute_all_then_mask(model, x, rule), torch.no_grad)
 
 
 def fast_implementation(fast: FastEarlyExit) -> Implementation:

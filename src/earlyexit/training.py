@@ -35,7 +35,7 @@ from tqdm.std import tqdm  # plain text bars: no ipywidgets needed in Jupyter
 
 from .data import DATASETS, Splits, make_loader
 from .evaluation import collect, exit_accuracies
-from .exits import learned_confidence, max_softmax
+from .exits import exit_decision, learned_confidence, max_softmax
 from .losses import check_weights, confidence_loss
 from .models import FORUM_CHANNELS, EarlyExitCNN
 from .utils import check_int, check_number, default_device, repo_root, seed_everything
@@ -133,7 +133,7 @@ def training_loss(model: EarlyExitCNN, images: torch.Tensor, targets: torch.Tens
         if config.regime != "joint":
             gate = max_softmax(logits.detach()) if config.regime == "masked" \
                 else learned_confidence(confidence_logit.detach())
-            going_on = gate <= config.gate_threshold
+            going_on = ~exit_decision(gate, config.gate_threshold)  # the exit decision routing makes
             features, reaching = features[going_on], reaching[going_on]
     stats = {"loss": float(loss.detach()), "deep_fraction": len(reaching) / max(batch, 1),
              "confidence": float(torch.sigmoid(confidences[0]).mean()) if batch else math.nan}

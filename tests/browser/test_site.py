@@ -7,6 +7,7 @@ Needs ``make book`` first (``make browser`` does both) and Debian's ``chromium``
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from urllib.parse import urldefrag, urlparse
 
@@ -55,8 +56,9 @@ def browser():
         browser.close()
 
 
+@contextlib.contextmanager
 def open_page(browser, server, path):
-    """Open one page with every request off this host blocked; return it and the JS errors seen."""
+    """Open one page with every request off this host blocked; yield it, its response and the JS errors seen."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
@@ -65,8 +67,10 @@ def open_page(browser, server, path):
     origin = urlparse(server).netloc
     page.route("**/*", lambda route: route.continue_() if urlparse(route.request.url).netloc == origin
                else route.abort())
-    response = page.goto(server + path, wait_until="load")
-    return page, response, errors
+    try:
+        yield page, page.goto(server + path, wait_until="load"), errors
+    finally:
+        page.close()
 
 
 def test_toc_has_every_chapter():
@@ -75,8 +79,7 @@ def test_toc_has_every_chapter():
 
 @pytest.mark.parametrize("path", PAGES)
 def test_page_loads_with_title_images_and_no_js_errors(browser, server, path):
-    page, response, errors = open_page(browser, server, path)
-    try:
+    with open_page(browser, server, path) as (page, response, errors):
         assert response is not None and response.status == 200
         heading = page.locator("main h1").first.inner_text().strip().rstrip("#").strip()
         assert heading and heading in page.title(), f"title {page.title()!r} does not name the page ({heading!r})"
@@ -88,27 +91,21 @@ def test_page_loads_with_title_images_and_no_js_errors(browser, server, path):
         if path == "book/intro.html":
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "intro.png"))
-    finally:
-        page.close()
 
 
 @pytest.mark.parametrize("path", PAGES)
 def test_code_and_output_blocks_fit_their_column(browser, server, path):
     """No reader has to scroll sideways: every code block and printed output fits at 1280 px."""
-    page, _, _ = open_page(browser, server, path)
-    try:
+    with open_page(browser, server, path) as (page, _, _):
         too_wide = page.evaluate("""Array.from(document.querySelectorAll('main pre'))
             .filter(p => p.offsetParent !== null && p.scrollWidth > p.clientWidth + 1)
             .map(p => p.innerText.split('\\n').sort((a, b) => b.length - a.length)[0].slice(0, 90))""")
         assert too_wide == [], f"{path}: blocks wider than the column, longest lines: {too_wide}"
-    finally:
-        page.close()
 
 
 @pytest.mark.parametrize("path", CHAPTERS)
 def test_every_figure_has_a_caption_and_glued_numbers_are_filled_in(browser, server, path):
-    page, _, _ = open_page(browser, server, path)
-    try:
+    with open_page(browser, server, path) as (page, _, _):
         uncaptioned = page.evaluate("""Array.from(document.querySelectorAll('main .cell_output img'))
             .filter(i => !i.closest('details') && !i.closest('.tag_hide-cell') && !i.closest('figure'))
             .map(i => i.src)""")
@@ -119,21 +116,16 @@ def test_every_figure_has_a_caption_and_glued_numbers_are_filled_in(browser, ser
         unfilled = page.evaluate("Array.from(document.querySelectorAll('main .pasted-text'))"
                                  ".filter(s => !s.innerText.trim()).length")
         assert unfilled == 0
-    finally:
-        page.close()
 
 
 def test_chapter_figures_render(browser, server):
-    page, _, _ = open_page(browser, server, "notebooks/06_comparison.html")
-    try:
+    with open_page(browser, server, "notebooks/06_comparison.html") as (page, _, _):
         figures = page.evaluate("Array.from(document.querySelectorAll('main img')).filter(i => i.naturalWidth > 0)"
                                 ".length")
         assert figures >= 4
         page.evaluate("document.querySelectorAll('main figure')[0].scrollIntoView()")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "06_comparison.png"))
-    finally:
-        page.close()
 
 
 def test_internal_links_resolve(browser, server):
