@@ -1,8 +1,10 @@
 # Two commands do everything on a fresh machine: `make book` and `make test` (see README.md).
+# Python 3.11, 3.12 or 3.13: `make test PYTHON=python3.12` picks another one.
 PYTHON ?= python3
+PYVER  := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+STAMP  := $(VENV)/.installed-python$(PYVER)
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 # Committed notebooks show no progress bars; a reader's own run (Jupyter, `make lab`) does.
 export EARLYEXIT_PROGRESS ?= 0
@@ -10,6 +12,16 @@ export EARLYEXIT_PROGRESS ?= 0
 .PHONY: book test lint unit nbval browser data browser-deps lab notebooks bench lock clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null || { \
+	  echo "error: the book needs Python 3.11, 3.12 or 3.13; '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo missing)."; \
+	  echo "       Name another one: make test PYTHON=python3.12"; exit 1; }
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    v=$$($(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")'); \
+	    echo "Installing Debian's python$$v-venv ..."; \
+	    apt-get update -qq && apt-get install -y -qq python3-venv python$$v-venv >/dev/null; \
+	  else echo "error: $(PYTHON) cannot create virtual environments: install python3-venv"; exit 1; fi; }
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt -c requirements-lock.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
@@ -25,7 +37,7 @@ data: $(STAMP)
 
 # Headless Chromium for the browser test (Debian's package; as root with apt).
 browser-deps:
-	@command -v chromium >/dev/null || { \
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "error: the browser test needs Debian's chromium (apt-get install chromium)"; exit 1; fi; }
@@ -62,10 +74,10 @@ lab: data
 # committed outputs and recorded results, and stamps the code they ran with.
 notebooks: data
 	EARLYEXIT_RESULTS=record $(BIN)/jupyter execute --inplace --timeout=1800 $(NOTEBOOKS)
-	$(BIN)/python -m earlyexit.results stamp $(NOTEBOOKS)
+	$(BIN)/python -m earlyexit.freshness stamp $(NOTEBOOKS)
 
 bench: data
-	$(BIN)/python -m benchmarks.speed
+	$(BIN)/python -m benchmarks.cpu
 
 # Record the exact versions that worked.
 lock: $(STAMP)

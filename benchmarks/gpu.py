@@ -3,8 +3,8 @@
     python -m benchmarks.gpu [--batch-sizes 1 64 256 1024 4096] [--repeats 30]
 
 Times are synchronised (``torch.cuda.synchronize`` before the clock is read) and
-interleaved (``earlyexit.timing``); the operating point spends 25% of the full network's
-FLOPs on validation. Prints the device, versions and date, to be recorded beside the
+interleaved (``earlyexit.timing``); the operating point is the book's
+(``earlyexit.operating_point``). Prints the device, versions and date, to be recorded beside the
 table. Exits with a message when no GPU is present.
 """
 
@@ -15,15 +15,11 @@ import datetime
 
 import torch
 
-from earlyexit.calibration import calibrate
 from earlyexit.data import load_splits
-from earlyexit.evaluation import collect
-from earlyexit.exits import ThresholdRule
 from earlyexit.fast import FastEarlyExit
-from earlyexit.flops import exit_costs, full_network_flops
 from earlyexit.inference import route_batch
+from earlyexit.operating_point import book_operating_point
 from earlyexit.timing import speedup, time_interleaved
-from earlyexit.training import TrainConfig, train_cached
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,18 +31,14 @@ def main(argv: list[str] | None = None) -> int:
         print("no CUDA GPU on this machine: nothing to measure")
         return 1
     data = load_splits()
-    model = train_cached(TrainConfig(), data).model
-    costs, full = exit_costs(model), full_network_flops(model)
-    point = calibrate(collect(model, data.val_images, data.val_labels),
-                      collect(model, data.test_images, data.test_labels), "max_softmax", *costs,
-                      target_flops=0.25 * full)
-    rule = ThresholdRule(point.threshold)
+    op = book_operating_point(data)
+    rule = op.rule
     device = torch.device("cuda")
-    gpu_model = model.to(device).eval()
+    gpu_model = op.model.to(device).eval()
     fast = FastEarlyExit(gpu_model, rule).to(device)
     images = data.test_images.to(device)
     print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, {datetime.date.today()}; "
-          f"{point.test.exit_fraction:.1%} of test images leave at exit 1")
+          f"{op.chosen.test.exit_fraction:.1%} of test images leave at exit 1")
     for b in args.batch_sizes:
         batch = images[:b] if b <= len(images) else images.repeat(b // len(images) + 1, 1, 1, 1)[:b]
 

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from earlyexit.inference import logits_tolerance  # noqa: F401 - re-exported for the tests
-from earlyexit.models import EarlyExitCNN
+from earlyexit.models import (
+    EarlyExitCNN,
+    logits_tolerance,  # noqa: F401 - re-exported for the tests
+)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 # A parameter for device-dependent tests: every test runs on the CPU, and on CUDA where present.
@@ -25,9 +27,10 @@ N_TRAIN, N_TEST = 30, 12
 
 
 def idx_bytes(array: torch.Tensor) -> bytes:
-    """Encode a uint8 tensor as an IDX file (the MNIST format)."""
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.numpy().tobytes()
+    """Encode a uint8 (or int16) tensor as an IDX file (the MNIST format: big-endian, a type code)."""
+    code, dtype = {torch.uint8: (0x08, "u1"), torch.int16: (0x0B, ">i2")}[array.dtype]
+    header = struct.pack(">HBB", 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.numpy().astype(dtype).tobytes()
 
 
 def synthetic_arrays(seed: int = 0) -> dict[str, torch.Tensor]:

@@ -118,7 +118,7 @@ def test_splits_are_seeded_disjoint_and_normalised(tmp_path):
     a = data.load_splits(seed=1, **kwargs)
     b = data.load_splits(seed=1, **kwargs)
     c = data.load_splits(seed=2, **kwargs)
-    assert a.sizes() == {"train": N_TRAIN - 5, "val": 5, "test": N_TEST}
+    assert (len(a.train_labels), len(a.val_labels), len(a.test_labels)) == (N_TRAIN - 5, 5, N_TEST)
     assert a.train_images.shape == (N_TRAIN - 5, 1, 28, 28) and a.train_images.dtype == torch.float32
     assert torch.equal(a.val_images, b.val_images) and not torch.equal(a.val_images, c.val_images)
     together = torch.cat([a.train_images, a.val_images]).flatten(1)
@@ -173,4 +173,13 @@ def test_images_of_another_size_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr("helpers.synthetic_arrays", lambda seed=0: arrays)
     write_idx(tmp_path / "bad", compressed=False)
     with pytest.raises(data.DataCorruptError, match=r"images of shape \(12, 20, 20\), expected \(N, 28, 28\)"):
+        data.load_raw(root=tmp_path / "bad", download=False, cache_dir=tmp_path / "cache")
+
+
+def test_labels_stored_as_int16_raise_the_modules_own_error(tmp_path, monkeypatch):
+    arrays = synthetic_arrays()
+    arrays["train-labels-idx1-ubyte"] = arrays["train-labels-idx1-ubyte"].to(torch.int16)
+    monkeypatch.setattr("helpers.synthetic_arrays", lambda seed=0: arrays)
+    write_idx(tmp_path / "bad", compressed=False)
+    with pytest.raises(data.DataCorruptError, match="not IDX files of uint8 images and labels"):
         data.load_raw(root=tmp_path / "bad", download=False, cache_dir=tmp_path / "cache")

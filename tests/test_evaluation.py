@@ -3,7 +3,15 @@
 import pytest
 import torch
 
-from earlyexit.evaluation import ExitRecord, collect, exit_accuracies, exit_fraction_by_class, overthinking
+from earlyexit.evaluation import (
+    ExitRecord,
+    collect,
+    evaluate_rule,
+    exit_accuracies,
+    exit_fraction_by_class,
+    overthinking,
+)
+from earlyexit.exits import ThresholdRule
 from helpers import sharpened_model
 
 
@@ -46,3 +54,12 @@ def test_exit_fraction_by_class():
     exits = torch.tensor([True, False, True, True])
     labels = torch.tensor([0, 0, 1, 2])
     assert exit_fraction_by_class(exits, labels, 4).tolist() == [0.5, 1.0, 1.0, 0.0]
+
+
+def test_evaluate_rule_takes_a_plain_threshold_like_routing_and_checks_costs():
+    record = record_from([[1, 1, 0, 0], [1, 1, 1, 0]])
+    assert evaluate_rule(record, 0.5, (1.0, 10.0)) == evaluate_rule(record, ThresholdRule(0.5), (1.0, 10.0))
+    with pytest.raises(ValueError, match=r"exit_costs\[1\] must be a finite number"):
+        evaluate_rule(record, 0.5, (1.0, float("nan")))
+    with pytest.raises(ValueError, match="2 exit costs for 3 exits"):
+        evaluate_rule(record_from([[1, 0], [1, 0], [1, 1]]), 0.5, (1.0, 2.0))

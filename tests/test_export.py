@@ -82,6 +82,8 @@ def test_bad_inputs_and_options_fail_clearly(model_and_images, tmp_path):
     bad[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         run_session(sess, bad)
+    with pytest.raises(TypeError, match=r"images must be float32.*images.float\(\)"):  # not ORT's own error
+        run_session(sess, images[:2].double())
     with pytest.raises(ValueError, match="optimization must be one of"):
         session(tmp_path / "ee.onnx", optimization="max")
     with pytest.raises(ValueError, match="needs 2 thresholds"):

@@ -59,6 +59,11 @@ def test_fast_path_validates_like_the_reference(images):
             call(bad)
         with pytest.raises(ValueError, match="4-D batch"):
             call(images[0])
+        with pytest.raises(TypeError, match="images must be float32"):
+            call(images.double())
+    for call in (FastEarlyExit(model, 0.5).full, FastEarlyExit(model, 0.5).compute_all_then_mask):
+        with pytest.raises(TypeError, match="images must be float32"):
+            call(images.double())
     assert torch.equal(FastEarlyExit(model, np.float32(0.5))(images).exit_number,
                        route_batch(model, images, 0.5).exit_number)
     for threshold, error in ((1.5, ValueError), ([0.2, 0.3, 0.4], ValueError), (None, TypeError),

@@ -68,21 +68,25 @@ def test_results_come_back_in_batch_order(images):
     assert set(result.exit_number.tolist()) == {1, 2, 3}
 
 
-def test_a_score_equal_to_the_float32_threshold_stays_in_every_path():
-    """A zero-initialised confidence head scores exactly sigmoid(0) = 0.5 for everyone. With the
-    threshold 0.5 (exactly representable) nobody exits; with 0.1 (not representable) the float32
-    comparison and the float64 comparison after .item() must agree too."""
+@pytest.mark.parametrize("bias", [0.0, -2.1972246])
+def test_a_score_equal_to_the_float32_threshold_stays_in_every_path(bias):
+    """A zero-weight confidence head gives every image the same score: sigmoid(0) = 0.5 exactly
+    (bias 0), or a float32 number near 0.1 that no decimal threshold equals (bias -2.197...).
+    With the threshold equal to that score, nobody leaves (score > score is False) in every
+    path, the one-by-one path's float64 comparison after .item() included; just below it,
+    everybody leaves."""
     model = EarlyExitCNN().eval()
     with torch.no_grad():
         model.confidence_heads[0].linear.weight.zero_()
-        model.confidence_heads[0].linear.bias.fill_(-2.1972246)  # sigmoid = 0.1 in float32 (about)
+        model.confidence_heads[0].linear.bias.fill_(bias)
     images = torch.randn(5, 1, 28, 28)
-    score = float(scores_at(model, images, "learned")[0])
-    for threshold in (score, 0.5):
-        batched = route_batch(model, images, threshold, "learned")
-        assert torch.equal(batched.exit_number, route_one_by_one(model, images, threshold, "learned").exit_number)
-        assert torch.equal(batched.exit_number, compute_all_then_mask(model, images, threshold, "learned").exit_number)
-    assert (route_batch(model, images, score, "learned").exit_number == 2).all()  # score > score is False
+    scores = scores_at(model, images, "learned")
+    assert len(set(scores.tolist())) == 1
+    score = float(scores[0])
+    assert (score == 0.5) == (bias == 0.0)
+    for threshold, exit_number in ((score, 2), (float(torch.tensor(score).nextafter(torch.tensor(0.0))), 1)):
+        for path in (route_batch, route_one_by_one, compute_all_then_mask):
+            assert (path(model, images, threshold, "learned").exit_number == exit_number).all(), (path, threshold)
 
 
 def test_a_nan_score_goes_deep_in_every_path(images):
@@ -128,3 +132,22 @@ def test_nan_images_and_wrong_shapes_are_rejected(images):
         route_batch(model, images[0], 0.5)
     with pytest.raises(TypeError, match="floating-point"):
         route_batch(model, images.to(torch.uint8), 0.5)
+
+
+@pytest.mark.parametrize("path", [route_batch, route_one_by_one, compute_all_then_mask])
+def test_float64_images_are_refused_with_the_fix_on_every_path(path):
+    model = EarlyExitCNN().eval()
+    fix = r"images must be float32.*got torch.float64: convert them with images.float\(\)"
+    with pytest.raises(TypeError, match=fix):
+        path(model, torch.zeros(2, 1, 28, 28, dtype=torch.float64), 0.5)
+
+
+@pytest.mark.parametrize("criterion", ["max_softmax", "entropy", "learned"])
+def test_compute_all_then_mask_costs_what_the_book_counts_for_it(criterion):
+    """Every block and exit head for every image, and the confidence heads only for the learned rule."""
+    from earlyexit.flops import count_flops, exit_costs
+
+    model = EarlyExitCNN((16, 32, 32)).eval()
+    images = torch.randn(24, 1, 28, 28)
+    counted = count_flops(lambda x: compute_all_then_mask(model, x, 0.5, criterion), images)
+    assert counted == 24 * exit_costs(model, criterion)[-1]

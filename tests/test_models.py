@@ -46,6 +46,7 @@ def test_the_same_seed_gives_the_forum_networks_weights_whatever_the_names():
     (torch.zeros(2, 3, 28, 28), ValueError, "expected 1 input channel.*got 3"),
     (torch.zeros(2, 1, 32, 32), ValueError, "expected 28x28 images, got 32x32"),
     (torch.zeros(2, 1, 28, 28, dtype=torch.uint8), TypeError, "floating-point"),
+    (torch.zeros(2, 1, 28, 28, dtype=torch.float64), TypeError, "float32.*images.float"),
     ([[0.0]], TypeError, "must be a torch.Tensor"),
 ])
 def test_bad_input_raises_an_error_saying_what_was_expected(images, error, message):

@@ -1,19 +1,23 @@
-"""Every figure function draws without error on small inputs (the notebooks show what they look like)."""
+"""Every figure function draws what it says, from the data it is given (the notebooks show what they look like)."""
 
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
 
 from earlyexit import plots  # noqa: E402
-from earlyexit.calibration import search_thresholds, sweep_thresholds  # noqa: E402
-from earlyexit.evaluation import collect  # noqa: E402
+from earlyexit.evaluation import ExitRecord, collect  # noqa: E402
 from earlyexit.models import EarlyExitCNN  # noqa: E402
+from earlyexit.thresholds import search_thresholds, sweep_thresholds  # noqa: E402
 from earlyexit.timing import Ratio, Timing  # noqa: E402
 from helpers import sharpened_model  # noqa: E402
+
+CLASSES = [f"c{i}" for i in range(10)]
 
 
 @pytest.fixture(autouse=True)
@@ -22,36 +26,84 @@ def close_figures():
     plt.close("all")
 
 
-def test_image_figures():
+def test_image_figures_show_one_titled_image_per_pick():
     images, labels = torch.rand(40, 1, 28, 28), torch.arange(40) % 10
-    assert len(plots.examples_per_class(images, labels, [f"c{i}" for i in range(10)], per_class=2).axes) == 20
+    fig = plots.examples_per_class(images, labels, CLASSES, per_class=2)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 20 and [ax.get_title() for ax in shown[:10]] == CLASSES
+    np.testing.assert_allclose(shown[0].images[0].get_array(), images[0, 0].numpy())
     scores, left = torch.rand(40), torch.arange(40) % 3 == 0
-    plots.exit_gallery(images, scores, left, labels, labels, [f"c{i}" for i in range(10)], per_row=4)
+    predictions = labels.clone()
+    predictions[2] = (labels[2] + 1) % 10  # image 2 went deep (second in that row) and is wrong: a red title
+    fig = plots.exit_gallery(images, scores, left, predictions, labels, CLASSES, per_row=4)
+    titled = [ax for ax in fig.axes if ax.images]
+    assert len(titled) == 8
+    deep = [ax for ax in fig.axes[4:] if ax.images]
+    assert deep[1].get_title() == f"c2\nscore {float(scores[2]):.2f}" and deep[1].title.get_color() == "red"
+    assert deep[0].title.get_color() == "black"
 
 
-def test_diagram_strips_and_histograms():
-    plots.network_diagram(EarlyExitCNN((16, 32, 32)))
-    plots.strip_compare({"poster": torch.rand(100), "ours": torch.rand(100)}, line=0.5)
-    plots.score_histogram(torch.rand(100), torch.rand(100) < 0.9)
-    plots.seed_points({"joint": {"exit 1": [0.9, 0.91], "exit 2": [0.92, 0.93]},
-                       "masked": {"exit 1": [0.9, 0.9], "exit 2": [0.91, 0.92]}})
-    plots.exit_by_class({"a": torch.rand(10)}, [f"c{i}" for i in range(10)])
-    plots.training_curves({"run": [{"epoch": 1, "x": 0.5}, {"epoch": 2, "x": 0.6}]}, "x")
+def test_network_diagram_draws_a_block_and_an_exit_per_stage():
+    ax = plots.network_diagram(EarlyExitCNN((16, 32, 32)))
+    texts = [t.get_text() for t in ax.texts]
+    assert sum(t.startswith("block ") for t in texts) == 3 and sum(t.startswith("exit ") for t in texts) == 3
+    assert "16x14x14" in texts and "32x3x3" in texts
 
 
-def test_tradeoff_and_timing_figures():
-    sweep = sweep_thresholds(torch.rand(50), torch.rand(50) < 0.8, torch.rand(50) < 0.9, 1.0, 10.0)
-    ax = plots.tradeoff_band([sweep, sweep], "expected_flops")
-    plots.mark_point(sweep.point(3), "expected_flops", ax)
+def test_strips_and_histograms_plot_every_value():
+    groups = {"poster": torch.rand(100), "ours": torch.rand(30)}
+    ax = plots.strip_compare(groups, line=0.5)
+    assert [len(c.get_offsets()) for c in ax.collections] == [100, 30]
+    np.testing.assert_allclose(ax.collections[1].get_offsets()[:, 0], groups["ours"].numpy())
+    scores, right = torch.rand(100), torch.rand(100) < 0.9
+    ax = plots.score_histogram(scores, right)
+    heights = [sum(p.get_height() for p in container) for container in ax.containers]
+    assert heights == [int(right.sum()), int((~right).sum())] and ax.get_yscale() == "log"
+
+
+def test_seed_points_bars_and_curves_put_each_value_where_it_belongs():
+    ax = plots.seed_points({"joint": {"exit 1": [0.9, 0.91], "exit 2": [0.92, 0.93]},
+                            "masked": {"exit 1": [0.9, 0.9], "exit 2": [0.91, 0.92]}})
+    dots = [c for c in ax.collections if isinstance(c, PathCollection)]
+    ys = sorted(float(y) for c in dots for y in c.get_offsets()[:, 1])
+    assert ys == pytest.approx(sorted([90, 91, 92, 93, 90, 90, 91, 92]))
+    ax = plots.exit_by_class({"a": torch.full((10,), 0.5), "b": torch.linspace(0, 1, 10)}, CLASSES)
+    assert [round(p.get_height(), 6) for p in ax.containers[1]] == pytest.approx((torch.linspace(0, 1, 10) * 100)
+                                                                                 .tolist())
+    ax = plots.training_curves({"run": [{"epoch": 1, "x": 0.5}, {"epoch": 2, "x": 0.6}]}, "x")
+    assert list(ax.lines[0].get_ydata()) == [0.5, 0.6] and list(ax.lines[0].get_xdata()) == [1, 2]
+
+
+def test_tradeoff_band_spans_the_lowest_and_highest_seed():
+    g = torch.Generator().manual_seed(0)
+    sweeps = [sweep_thresholds(torch.rand(50, generator=g), torch.rand(50, generator=g) < 0.8,
+                               torch.rand(50, generator=g) < 0.9, 1.0, 10.0) for _ in range(2)]
+    ax = plots.tradeoff_band(sweeps, "expected_flops")
+    assert len(ax.lines) == 1 and len(ax.collections) == 1  # the mean line and the band
+    top = max(float(s.accuracy.max()) for s in sweeps) * 100
+    assert ax.collections[0].get_paths()[0].vertices[:, 1].max() <= top + 1e-9
+
+
+def test_timing_figures_stack_layers_and_draw_intervals():
     timing = Timing((1e-5, 1.1e-5, 0.9e-5))
-    plots.stage_time_bars({1: {"block 1: conv": timing, "block 1: max-pool": timing},
-                           16: {"block 1: conv": timing, "block 1: max-pool": timing}})
-    plots.speedup_vs_batch({"early exit": [(1, Ratio((1.1, 1.2, 1.3))), (16, Ratio((1.5, 1.6, 1.7)))]},
-                           ideal=[(1, 3.0), (16, 3.0)])
+    ax = plots.stage_time_bars({1: {"block 1: conv": timing, "block 1: max-pool": timing},
+                                16: {"block 1: conv": timing, "block 1: max-pool": timing}})
+    assert [p.get_height() for p in ax.containers[1]] == pytest.approx([10.0, 10.0])
+    assert [p.get_y() for p in ax.containers[1]] == pytest.approx([10.0, 10.0])  # stacked on the conv
+    ax = plots.speedup_vs_batch({"early exit": [(1, Ratio((1.1, 1.2, 1.3))), (16, Ratio((1.5, 1.6, 1.7)))]},
+                                ideal=[(1, 3.0), (16, 3.0)])
+    assert list(ax.lines[0].get_ydata()) == pytest.approx([1.2, 1.6])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["FLOPs-ideal", "early exit"]
 
 
-def test_threshold_search_map():
+def test_threshold_search_map_marks_the_best_pair_within_the_budget():
     model = sharpened_model((8, 8, 8))
     record = collect(model, torch.randn(60, 1, 28, 28), torch.randint(0, 10, (60,)))
     search = search_thresholds(record, "max_softmax", (1.0, 2.0, 3.0), count=5)
-    plots.threshold_search_map(search, 2.5)
+    ax = plots.threshold_search_map(search, 2.5)
+    best = search.best(2.5)
+    x, y = ax.lines[0].get_xdata()[0], ax.lines[0].get_ydata()[0]
+    assert (float(search.grids[0][int(x)]), float(search.grids[1][int(y)])) == pytest.approx(best)
+    with pytest.raises(ValueError, match="exactly two thresholds"):
+        two_exits = ExitRecord(record.exit_logits[:2], record.confidence_logits[:1], record.labels)
+        plots.threshold_search_map(search_thresholds(two_exits, "max_softmax", (1.0, 2.0), count=5), 2.5)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from earlyexit.report import format_mean_sd, percent, points, table
+from earlyexit.report import format_mean_sd, table
 
 
 def test_table_renders_markdown_and_escaped_html():
@@ -16,4 +16,3 @@ def test_table_renders_markdown_and_escaped_html():
 def test_number_formats():
     assert format_mean_sd([0.90, 0.92]) == "91.00 ± 1.41"
     assert format_mean_sd([0.5], digits=1) == "50.0 ± 0.0"
-    assert percent(0.91234) == "91.2%" and points(0.0042) == "+0.42" and points(-0.001) == "-0.10"

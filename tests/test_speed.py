@@ -51,9 +51,54 @@ def test_full_batches_drop_the_ragged_end_and_check_the_size():
         full_batches(torch.zeros(10, 1, 28, 28), 11)
 
 
-def test_timing_images_are_at_least_256_and_one_whole_batch():
-    images = torch.zeros(2000, 1, 28, 28)
-    assert len(speed.timing_images(images, 1)) == speed.MIN_TIMED_IMAGES
-    assert len(speed.timing_images(images, 1024)) == 1024
+def test_the_timing_sample_is_seeded_random_at_least_256_and_one_whole_batch():
+    images = torch.arange(2000.0).reshape(2000, 1, 1, 1).expand(2000, 1, 28, 28)
+    small, large = speed.timing_sample(images, 1), speed.timing_sample(images, 1024)
+    assert len(small) == speed.MIN_TIMED_IMAGES and len(large) == 1024
+    assert torch.equal(large[:256], small)  # the larger sample extends the smaller one
+    assert not torch.equal(small, images[:256])  # not simply the first images
+    assert torch.equal(speed.timing_sample(images, 16, seed=0), small[:256])
+    assert not torch.equal(speed.timing_sample(images, 16, seed=1), small)
     with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
-        speed.timing_images(images, 0)
+        speed.timing_sample(images, 0)
+    with pytest.raises(ValueError, match="needs 1024 images, got 300"):
+        speed.timing_sample(images[:300], 1024)
+
+
+def test_stages_are_timed_in_the_chunks_the_implementation_runs():
+    model = sharpened_model()
+    fast = FastEarlyExit(model, 0.5, chunk_size=8)
+    impl = fast_implementation(fast)
+    assert [len(c) for c in impl.split(torch.zeros(20, 1, 28, 28))] == [8, 8, 4]
+    assert [len(c) for c in reference_implementation(model, ThresholdRule(0.5)).split(torch.zeros(20, 1, 28, 28))] \
+        == [20]
+
+
+def test_the_flops_ideal_is_that_of_the_timed_images():
+    assert speed.expected_flops(torch.tensor([1, 1, 1, 2]), (1.0, 9.0)) == pytest.approx(3.0)
+
+
+def test_compare_runtimes_names_the_fastest_of_each_kind_and_restores_threads():
+    threads = torch.get_num_threads()
+    seen = []
+
+    def candidate(name, kind, wait, threads=None):
+        def run(x):
+            seen.append((name, torch.get_num_threads()))
+            return [sum(range(wait))]
+        return speed.Candidate(name, kind, run, threads)
+
+    candidates = [candidate("slow full", "full", 20000, 1), candidate("quick full", "full", 2000),
+                  candidate("early exit", "early exit", 200)]
+    row = speed.compare_runtimes(candidates, torch.zeros(32, 1, 28, 28), 16,
+                                 lambda x: torch.tensor([1] * 12 + [2] * 4), (1.0, 9.0), 9.0, repeats=5, warmup=1)
+    assert row.fastest("full") == "quick full" and row.fastest("early exit") == "early exit"
+    assert row.exit_fraction == pytest.approx(0.75) and row.flops_ideal == pytest.approx(9.0 / 3.0)
+    assert all(n == 1 for name, n in seen if name == "slow full") and torch.get_num_threads() == threads
+    assert row.speedup.median > 1
+    table = speed.runtime_table([row])._repr_markdown_().splitlines()
+    assert table[2].startswith("| 16 | 75.0% |") and "quick full | early exit |" in table[2]
+    with pytest.raises(ValueError, match="both kinds"):
+        speed.compare_runtimes(candidates[:2], torch.zeros(32, 1, 28, 28), 16, lambda x: x, (1.0,), 1.0)
+    with pytest.raises(ValueError, match="kind must be"):
+        speed.Candidate("x", "fast", lambda x: x)

@@ -1,10 +1,22 @@
 """Honest comparisons: seed spreads, paired tests and their verdicts."""
 
+import math
+
 import pytest
 import torch
 from scipy import stats as scipy_stats
 
-from earlyexit.stats import binomial_se, compare_seeds, mcnemar, mean_and_sd, paired_bootstrap
+from earlyexit.stats import (
+    Difference,
+    auroc,
+    binomial_se,
+    compare_paired_seeds,
+    compare_seeds,
+    mcnemar,
+    mean_and_sd,
+    paired_bootstrap,
+    seed_tolerance,
+)
 
 
 def test_mean_and_sd_match_the_textbook_formula_and_a_single_value_has_no_spread():
@@ -75,3 +87,32 @@ def test_paired_seed_comparison_is_a_t_interval_on_the_differences():
     assert result.estimate == pytest.approx(0.07 / 3) and result.p_value == pytest.approx(expected.pvalue)
     with pytest.raises(ValueError, match="same seeds"):
         compare_paired_seeds(a, b[:2])
+
+
+def test_verdicts_print_enough_digits_to_read_their_interval():
+    tiny = Difference(-0.0004, -0.0011, 0.0003, "paired t")
+    assert tiny.verdict(scale=1, unit="") == "no measurable difference (95% CI -0.0011 to +0.0003)"
+    assert Difference(0.0086, 0.0016, 0.0155, "Welch").verdict() == "+0.86 points (95% CI +0.16 to +1.55 points)"
+
+
+def test_a_seed_tolerance_is_a_multiple_of_the_spread_with_a_floor():
+    assert seed_tolerance([0.90, 0.91, 0.92], factor=4) == pytest.approx(0.04)
+    assert seed_tolerance([0.9, 0.9], floor=0.003) == 0.003
+    with pytest.raises(ValueError, match="at least two seeds"):
+        seed_tolerance([0.9])
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: mcnemar(torch.tensor([3, 0, 1]), torch.tensor([1, 0, 1])), ValueError, "correct_a must hold one right"),
+    (lambda: paired_bootstrap(torch.ones(3), torch.tensor([2.0, 0, 1])), ValueError, "correct_b must hold one right"),
+    (lambda: paired_bootstrap(torch.ones(3), torch.ones(3), resamples=0), ValueError, "resamples must be an int"),
+    (lambda: binomial_se(0.9, 0), ValueError, "n must be an int >= 1"),
+    (lambda: binomial_se(1.2, 10), ValueError, r"p must be a finite number in \[0.0, 1.0\]"),
+    (lambda: auroc(torch.tensor([0.1, math.nan]), torch.tensor([1, 0])), ValueError, "scores must hold finite numbers"),
+    (lambda: mean_and_sd([0.9, math.inf]), ValueError, "values must hold finite numbers; 1 of 2"),
+    (lambda: compare_seeds([0.9, math.nan], [0.9, 0.8]), ValueError, "a must hold finite numbers"),
+    (lambda: compare_paired_seeds([0.9, 0.8], ["x", 0.8]), TypeError, "b must be a tensor"),
+])
+def test_bad_inputs_are_refused_by_name(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

@@ -1,11 +1,21 @@
 """The timing protocol: interleaving, intervals and verdicts (no timed assertions here)."""
 
+import math
 import random
 import statistics
 
 import pytest
 
-from earlyexit.timing import Ratio, Timing, format_seconds, median_interval, speedup, time_interleaved
+from earlyexit.timing import (
+    BETWEEN_CPUS,
+    Ratio,
+    Timing,
+    format_seconds,
+    median_interval,
+    ratio_factor,
+    speedup,
+    time_interleaved,
+)
 
 
 def test_the_median_interval_covers_the_true_median_about_95_percent_of_the_time():
@@ -59,3 +69,41 @@ def test_timings_agree_when_their_intervals_overlap_and_scale_per_image():
 
 def test_format_seconds_picks_a_unit():
     assert [format_seconds(s) for s in (2.5, 0.0123, 4.5e-6, 3e-9)] == ["2.5 s", "12.3 ms", "4.5 µs", "3 ns"]
+
+
+def test_a_target_is_met_only_when_the_whole_interval_clears_it():
+    assert Ratio((2.1, 2.2, 2.3)).against(2.0) == "met"
+    assert Ratio((1.9, 2.2, 2.3)).against(2.0) == "inside the noise"
+    assert Ratio((1.5, 1.6, 1.9)).against(2.0) == "missed"
+    assert [Ratio(s).direction for s in ((1.1, 1.2), (0.8, 0.9), (0.9, 1.1))] == [1, -1, 0]
+
+
+def test_ratio_factors_come_from_the_interval_and_the_change_between_cpus():
+    assert ratio_factor(1.8, 2.2) == BETWEEN_CPUS  # a tight interval: the CPU floor
+    assert ratio_factor(1.0, 4.0) == pytest.approx(8.0)  # a wide one: (4 / 1) ** 1.5
+    for low, high in ((0.0, 1.0), (2.0, 1.0), (1.0, math.inf)):
+        with pytest.raises(ValueError, match="0 < low <= high"):
+            ratio_factor(low, high)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: Timing((1.0, 2.0)).per(0), "count must be an int >= 1"),
+    (lambda: Timing((1.0, 2.0)).per(-1), "count must be an int >= 1"),
+    (lambda: Timing((1.0, 0.0)), "every one > 0"),
+    (lambda: Timing((1.0, math.nan)), "samples must hold finite numbers"),
+    (lambda: Ratio(()), "at least one sample"),
+    (lambda: format_seconds(math.nan), "seconds must be a finite number"),
+    (lambda: format_seconds(-1e-3), "seconds must be a finite number >= 0"),
+    (lambda: median_interval([1.0, 2.0], level=1.5), r"level must be a finite number in \(0.0, 1.0\)"),
+    (lambda: Ratio((2.0, 2.1)).against(0), "target must be a finite number > 0"),
+])
+def test_bad_timing_input_is_refused_by_name(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_speedup_needs_timings_and_time_interleaved_callables():
+    with pytest.raises(TypeError, match="two Timing objects"):
+        speedup([1.0], Timing((1.0,)))
+    with pytest.raises(TypeError, match=r"candidates\['a'\] must be a callable"):
+        time_interleaved({"a": 3}, repeats=1)

@@ -1,294 +1,30 @@
-"""Choosing thresholds on validation data, and evaluating them.
+"""How honest a confidence is: expected calibration error, and temperature scaling (Chapter 5).
 
-* :func:`sweep_thresholds` evaluates every threshold of a two-exit network at once;
-  :func:`choose_threshold` picks one for an accuracy floor or a FLOPs budget.
-* :func:`calibrate` chooses on validation and evaluates the same threshold on test. With
-  ``bootstrap=B`` it makes the choice on B resamples of the validation set and takes the
-  median threshold (bagging): the plain choice is the first place where a jagged accuracy
-  curve crosses a floor, so a tiny change to the model can move it far (Chapter 5).
-* :func:`evaluate_rule`, :func:`sweep_shared_threshold` and :func:`search_thresholds` do the
-  same for any number of exits and any rule (Chapter 9).
-* :func:`fit_temperature` and :func:`expected_calibration_error`: how honest a confidence is.
-
-Every decision agrees with :func:`earlyexit.exits.exit_decision` (float32, NaN scores never
-exit): the rules call it, and the sweep's sorted counts are tested against it.
+A calibrated confidence of 0.9 is right 90% of the time. For the exit *decision* this
+matters less than it seems, because the threshold is chosen on validation data anyway
+(:mod:`earlyexit.thresholds`); it matters when a confidence is reported to a user.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 import torch
 
-from .evaluation import ExitRecord
-from .exits import ExitRule, ThresholdRule, check_criterion, check_threshold
-from .inference import first_exits
-from .utils import check_int
+from .utils import check_finite, check_flags, check_int
 
 
-@dataclass(frozen=True)
-class OperatingPoint:
-    """One threshold and what it gives on a set of samples."""
-
-    threshold: float
-    exit_fraction: float  # share of samples leaving before the last exit
-    accuracy: float
-    expected_flops: float
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """Exit fraction, accuracy and expected cost for every candidate threshold (ascending)."""
-
-    thresholds: torch.Tensor
-    exit_fraction: torch.Tensor
-    accuracy: torch.Tensor
-    expected_flops: torch.Tensor
-
-    def point(self, index: int) -> OperatingPoint:
-        return OperatingPoint(float(self.thresholds[index]), float(self.exit_fraction[index]),
-                              float(self.accuracy[index]), float(self.expected_flops[index]))
-
-
-def _as_flags(name: str, values: torch.Tensor, n: int) -> torch.Tensor:
-    values = torch.as_tensor(values).flatten()
-    if len(values) != n:
-        raise ValueError(f"{name} has {len(values)} entries but there are {n} scores")
-    return values.double()
-
-
-def sweep_thresholds(scores: torch.Tensor, early_correct: torch.Tensor, final_correct: torch.Tensor,
-                     early_flops: float, deep_flops: float, thresholds: torch.Tensor | None = None) -> Sweep:
-    """Evaluate every threshold of a two-exit network: who leaves at exit 1, the accuracy, the mean FLOPs.
-
-    ``early_flops`` is the cost of a sample that leaves at exit 1, ``deep_flops`` of one that
-    goes on. Without ``thresholds``, 0, 1 and every distinct score in between are tried, so no
-    operating point is missed. Scores are compared in float32 as everywhere (NaN never exits).
-    """
-    scores = torch.as_tensor(scores).flatten().float()
-    n = len(scores)
-    if n == 0:
-        raise ValueError("sweep_thresholds needs at least one sample")
-    early, final = _as_flags("early_correct", early_correct, n), _as_flags("final_correct", final_correct, n)
-    if thresholds is None:
-        finite = scores[(scores >= 0) & (scores <= 1)]  # NaN fails both comparisons
-        thresholds = torch.cat([finite.new_tensor([0.0, 1.0]), finite]).unique()
-    else:
-        thresholds = torch.tensor([check_threshold(t, "thresholds[i]") for t in torch.as_tensor(thresholds).flatten()])
-    thresholds = thresholds.float().sort().values
-    # A NaN score never leaves: for the sort it is -inf, below every threshold.
-    ranked = torch.where(torch.isnan(scores), torch.full_like(scores, -math.inf), scores)
-    # Sorted by score, the samples that go on at threshold t are a prefix (score <= t), so
-    # cumulative sums give every threshold's counts in O(N log N) instead of a T x N mask.
-    order = ranked.argsort()
-    early_sum = torch.cat([early.new_zeros(1), early[order].cumsum(0)])
-    final_sum = torch.cat([final.new_zeros(1), final[order].cumsum(0)])
-    going_on = torch.searchsorted(ranked[order], thresholds, right=True)
-    exit_fraction = (n - going_on).double() / n
-    accuracy = (final_sum[going_on] + early_sum[-1] - early_sum[going_on]) / n
-    expected = exit_fraction * early_flops + (1 - exit_fraction) * deep_flops
-    return Sweep(thresholds, exit_fraction, accuracy, expected)
-
-
-def choose_threshold(sweep: Sweep, min_accuracy: float | None = None, max_flops: float | None = None,
-                     target_flops: float | None = None) -> OperatingPoint:
-    """Pick an operating point on (validation) data, for exactly one requirement:
-
-    * ``min_accuracy``: the cheapest point whose accuracy is at least this (ties: most accurate);
-    * ``max_flops``: the most accurate point whose expected FLOPs fit the budget (ties: cheapest);
-    * ``target_flops``: *spend* the budget: the most expensive point that fits it (the fewest
-      exits the budget allows; ties: most accurate). Its exit share is fixed by the budget, so
-      it does not jump when accuracy, a noisy quantity, changes a little (Chapter 5).
-    """
-    given = [r is not None for r in (min_accuracy, max_flops, target_flops)]
-    if sum(given) != 1:
-        raise ValueError("give exactly one of min_accuracy, max_flops or target_flops")
-    if min_accuracy is not None:
-        ok = sweep.accuracy >= min_accuracy - 1e-12
-        if not ok.any():
-            best = float(sweep.accuracy.max())
-            raise ValueError(f"no threshold reaches accuracy {min_accuracy:.4f}; best is {best:.4f}")
-        cost = torch.where(ok, sweep.expected_flops, torch.full_like(sweep.expected_flops, math.inf))
-        best = torch.nonzero(cost == cost.min()).flatten()
-        return sweep.point(int(best[sweep.accuracy[best].argmax()]))
-    budget = max_flops if max_flops is not None else target_flops
-    ok = sweep.expected_flops <= budget + 1e-9
-    if not ok.any():
-        cheapest = float(sweep.expected_flops.min())
-        raise ValueError(f"no threshold fits {budget:.0f} FLOPs; the cheapest needs {cheapest:.0f}")
-    if target_flops is not None:
-        cost = torch.where(ok, sweep.expected_flops, torch.full_like(sweep.expected_flops, -math.inf))
-        best = torch.nonzero(cost == cost.max()).flatten()
-        return sweep.point(int(best[sweep.accuracy[best].argmax()]))
-    accuracy = torch.where(ok, sweep.accuracy, torch.full_like(sweep.accuracy, -1.0))
-    best = torch.nonzero(accuracy == accuracy.max()).flatten()
-    return sweep.point(int(best[sweep.expected_flops[best].argmin()]))
-
-
-def evaluate_threshold(threshold: float, scores: torch.Tensor, early_correct: torch.Tensor,
-                       final_correct: torch.Tensor, early_flops: float, deep_flops: float) -> OperatingPoint:
-    """The operating point that one fixed threshold gives (e.g. a validation threshold on test)."""
-    sweep = sweep_thresholds(scores, early_correct, final_correct, early_flops, deep_flops,
-                             torch.tensor([check_threshold(threshold)]))
-    return sweep.point(0)
-
-
-@dataclass(frozen=True)
-class CalibratedPoint:
-    """A threshold chosen on validation, and what it gives there and on test."""
-
-    criterion: str
-    val: OperatingPoint
-    test: OperatingPoint
-    test_final_accuracy: float
-    bootstrap_thresholds: tuple[float, ...]  # the choice on each resample (empty without bootstrap)
-
-    @property
-    def threshold(self) -> float:
-        return self.val.threshold
-
-
-def _choose(sweep: Sweep, final_accuracy: float, max_accuracy_drop: float | None,
-            max_flops: float | None, target_flops: float | None) -> OperatingPoint:
-    floor = None if max_accuracy_drop is None else final_accuracy - max_accuracy_drop
-    return choose_threshold(sweep, min_accuracy=floor, max_flops=max_flops, target_flops=target_flops)
-
-
-def calibrate(val: ExitRecord, test: ExitRecord, criterion: str, early_flops: float, deep_flops: float,
-              max_accuracy_drop: float | None = None, max_flops: float | None = None,
-              target_flops: float | None = None, bootstrap: int = 0, seed: int = 0) -> CalibratedPoint:
-    """Choose the threshold of a two-exit network on validation, then evaluate it on test.
-
-    Exactly one requirement: an accuracy floor relative to the final exit
-    (``max_accuracy_drop``), the most accurate point within a FLOPs budget (``max_flops``), or
-    the point that spends a FLOPs budget (``target_flops``; see :func:`choose_threshold`).
-    With ``bootstrap=B > 0`` the choice is made on B resamples of the validation set (seeded)
-    and the median threshold is used (bagging).
-    """
-    check_criterion(criterion)
-    if sum(r is not None for r in (max_accuracy_drop, max_flops, target_flops)) != 1:
-        raise ValueError("give exactly one of max_accuracy_drop, max_flops or target_flops")
-    check_int("bootstrap", bootstrap, 0)
-    scores, early, final = val.scores(criterion), val.correct(1), val.correct(2)
-    sweep = sweep_thresholds(scores, early, final, early_flops, deep_flops)
-    requirement = (max_accuracy_drop, max_flops, target_flops)
-    chosen_thresholds: tuple[float, ...] = ()
-    if bootstrap:
-        generator = torch.Generator().manual_seed(seed)
-        picks = []
-        for _ in range(bootstrap):
-            rows = torch.randint(len(scores), (len(scores),), generator=generator)
-            resampled = sweep_thresholds(scores[rows], early[rows], final[rows], early_flops, deep_flops)
-            picks.append(_choose(resampled, float(final[rows].float().mean()), *requirement).threshold)
-        chosen_thresholds = tuple(picks)
-        threshold = float(torch.tensor(picks).median())
-        chosen = evaluate_threshold(threshold, scores, early, final, early_flops, deep_flops)
-    else:
-        chosen = _choose(sweep, float(final.float().mean()), *requirement)
-    on_test = evaluate_threshold(chosen.threshold, test.scores(criterion), test.correct(1), test.correct(2),
-                                 early_flops, deep_flops)
-    return CalibratedPoint(criterion, chosen, on_test, float(test.correct(2).float().mean()), chosen_thresholds)
-
-
-@dataclass(frozen=True)
-class RuleOutcome:
-    """What an exit rule gives on a split: accuracy, mean FLOPs per sample, share leaving at each exit."""
-
-    accuracy: float
-    expected_flops: float
-    exit_shares: tuple[float, ...]
-
-    @property
-    def exit_fraction(self) -> float:
-        """Share of samples leaving before the last exit."""
-        return 1.0 - self.exit_shares[-1]
-
-
-def evaluate_rule(record: ExitRecord, rule: ExitRule, exit_costs: Sequence[float]) -> RuleOutcome:
-    """Apply ``rule`` to recorded logits (the decisions routing would make) and measure the outcome.
-
-    ``exit_costs[k]`` is the FLOPs of a sample that leaves at exit k + 1
-    (:func:`earlyexit.flops.exit_costs`).
-    """
-    if len(exit_costs) != record.num_exits:
-        raise ValueError(f"{len(exit_costs)} exit costs for {record.num_exits} exits")
-    rule.check(record.num_exits)
-    exit_number = first_exits(record.exit_logits, record.confidence_logits, rule)
-    correct = record.correct_all.gather(0, (exit_number - 1)[None]).squeeze(0)
-    counts = torch.bincount(exit_number - 1, minlength=record.num_exits).double() / len(exit_number)
-    costs = torch.tensor([float(c) for c in exit_costs], dtype=torch.float64)
-    return RuleOutcome(float(correct.float().mean()), float((counts * costs).sum()), tuple(counts.tolist()))
-
-
-def quantile_thresholds(scores: torch.Tensor, count: int) -> torch.Tensor:
-    """``count`` candidate thresholds spread by the scores' quantiles (plus 0 and 1), float32, ascending."""
-    finite = scores[~torch.isnan(scores)].float()
-    quantiles = torch.quantile(finite, torch.linspace(0, 1, count)) if len(finite) else torch.empty(0)
-    return torch.cat([torch.tensor([0.0, 1.0]), quantiles.clamp(0, 1)]).unique().float()
-
-
-def sweep_shared_threshold(record: ExitRecord, criterion: str, exit_costs: Sequence[float],
-                           thresholds: torch.Tensor | None = None, count: int = 101) -> Sweep:
-    """One threshold shared by every exit, tried at ``count`` values: accuracy and cost of each."""
-    if thresholds is None:
-        thresholds = quantile_thresholds(torch.cat([record.scores(criterion, k) for k in range(1, record.num_exits)]),
-                                         count)
-    outcomes = [evaluate_rule(record, ThresholdRule(float(t), criterion), exit_costs) for t in thresholds]
-    return Sweep(torch.as_tensor(thresholds).float(),
-                 torch.tensor([o.exit_fraction for o in outcomes], dtype=torch.float64),
-                 torch.tensor([o.accuracy for o in outcomes], dtype=torch.float64),
-                 torch.tensor([o.expected_flops for o in outcomes], dtype=torch.float64))
-
-
-@dataclass(frozen=True)
-class ThresholdSearch:
-    """Every combination of per-exit thresholds tried on a split, and what each gives there."""
-
-    grids: tuple[torch.Tensor, ...]  # candidate thresholds per exit but the last
-    accuracy: torch.Tensor  # one entry per combination, shaped like the grids' product
-    expected_flops: torch.Tensor
-
-    def best(self, max_flops: float) -> tuple[float, ...]:
-        """The most accurate combination whose expected FLOPs fit ``max_flops`` (ties: the cheapest)."""
-        fits = self.expected_flops <= max_flops + 1e-9
-        if not fits.any():
-            cheapest = float(self.expected_flops.min())
-            raise ValueError(f"no thresholds fit {max_flops:.0f} FLOPs; the cheapest needs {cheapest:.0f}")
-        accuracy = torch.where(fits, self.accuracy, torch.full_like(self.accuracy, -1.0))
-        best = accuracy == accuracy.max()
-        cost = torch.where(best, self.expected_flops, torch.full_like(self.expected_flops, math.inf))
-        index = torch.unravel_index(cost.argmin(), cost.shape)
-        return tuple(float(grid[int(i)]) for grid, i in zip(self.grids, index))
-
-
-def search_thresholds(record: ExitRecord, criterion: str, exit_costs: Sequence[float],
-                      count: int = 25) -> ThresholdSearch:
-    """Per-exit thresholds by exhaustive search over a grid (MSDNet's budgeted setting).
-
-    Each exit but the last gets ``count`` candidates from its own scores' quantiles, and
-    every combination is evaluated with :func:`evaluate_rule`. Pick one for a budget with
-    :meth:`ThresholdSearch.best` (on validation, then evaluate it on test).
-    """
-    grids = tuple(quantile_thresholds(record.scores(criterion, k), count) for k in range(1, record.num_exits))
-    combos = list(itertools.product(*[g.tolist() for g in grids]))
-    outcomes = [evaluate_rule(record, ThresholdRule(list(c), criterion), exit_costs) for c in combos]
-    shape = tuple(len(g) for g in grids)
-    accuracy = torch.tensor([o.accuracy for o in outcomes], dtype=torch.float64).reshape(shape)
-    flops = torch.tensor([o.expected_flops for o in outcomes], dtype=torch.float64).reshape(shape)
-    return ThresholdSearch(grids, accuracy, flops)
-
-
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor,
-                    steps: int = 100) -> float:
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, steps: int = 100) -> float:
     """Temperature scaling (Guo et al., 2017): the T > 0 that minimises the
     NLL of ``softmax(logits / T)``. Fit it on validation logits.
     """
-    if logits.ndim != 2 or len(logits) != len(labels) or len(labels) == 0:
+    check_int("steps", steps)
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not isinstance(labels, torch.Tensor) \
+            or len(logits) != len(labels) or len(labels) == 0:
         raise ValueError("expected (N, classes) logits and N >= 1 labels, got "
-                         f"{tuple(logits.shape)} and {tuple(labels.shape)}")
+                         f"{tuple(getattr(logits, 'shape', ()))} and {tuple(getattr(labels, 'shape', ()))}")
+    check_finite("logits", logits)
+    if labels.dtype != torch.long or int(labels.min()) < 0 or int(labels.max()) >= logits.shape[1]:
+        raise ValueError(f"labels must be int64 class indices in [0, {logits.shape[1] - 1}], "
+                         f"got dtype {labels.dtype}, range {int(labels.min())} to {int(labels.max())}")
     log_t = torch.zeros((), requires_grad=True)  # T = exp(log_t) stays positive
     logits, labels = logits.detach().float(), labels.detach()
     optimiser = torch.optim.LBFGS([log_t], lr=0.1, max_iter=steps,
@@ -306,7 +42,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor,
 
 def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, bins: int = 15) -> float:
     """ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins."""
-    confidence, correct = torch.as_tensor(confidence).flatten(), torch.as_tensor(correct).flatten()
+    check_int("bins", bins)
+    confidence, correct = torch.as_tensor(confidence).flatten(), check_flags("correct", correct)
     if len(confidence) != len(correct) or len(confidence) == 0:
         raise ValueError(f"need as many confidences as outcomes (at least one): {len(confidence)} and {len(correct)}")
     if torch.isnan(confidence).any() or ((confidence < 0) | (confidence > 1)).any():
@@ -319,4 +56,3 @@ def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, 
             gap = abs(float(confidence[in_bin].double().mean()) - float(correct[in_bin].double().mean()))
             total += float(in_bin.double().mean()) * gap
     return total
-

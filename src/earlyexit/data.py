@@ -186,9 +186,6 @@ class Splits:
     classes: tuple[str, ...]
     name: str
 
-    def sizes(self) -> dict[str, int]:
-        return {"train": len(self.train_labels), "val": len(self.val_labels), "test": len(self.test_labels)}
-
 
 RawData = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[str, ...]]
 
@@ -201,10 +198,11 @@ def load_raw(name: str = "fashion-mnist", root: str | Path | None = None, downlo
     try:
         train = info.torchvision_class(folder, train=True, download=False)
         test = info.torchvision_class(folder, train=False, download=False)
-    except (RuntimeError, ValueError, AssertionError) as error:
+    except (RuntimeError, ValueError, TypeError, AssertionError) as error:
         raise DataCorruptError(
             f"The {name} files in {_torchvision_raw(folder, info)} could not be read ({error}). "
-            "They are probably truncated: delete them and run `python -m earlyexit.data` again."
+            "They are truncated or not IDX files of uint8 images and labels: delete them and run "
+            "`python -m earlyexit.data` again."
         ) from None
     for split in (train, test):
         problem = None

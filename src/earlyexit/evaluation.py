@@ -1,15 +1,18 @@
-"""What a trained model does on a split: every exit's logits once, then accuracy per exit,
-overthinking, the oracle, and which classes leave early."""
+"""What a trained model does on a split: every exit's logits once (:func:`collect`), then
+accuracy per exit, what an exit rule gives (:func:`evaluate_rule`), overthinking, the
+oracle, and which classes leave early."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from .exits import exit_scores
+from .exits import ExitRule, as_rule, exit_scores
+from .inference import first_exits
 from .models import EarlyExitCNN
-from .utils import check_int
+from .utils import check_flags, check_int, check_number
 
 
 @dataclass
@@ -72,9 +75,45 @@ def overthinking(record: ExitRecord) -> dict[str, float]:
             "oracle_accuracy": float(correct.any(0).float().mean())}
 
 
+@dataclass(frozen=True)
+class RuleOutcome:
+    """What an exit rule gives on a split: accuracy, mean FLOPs per sample, share leaving at each exit."""
+
+    accuracy: float
+    expected_flops: float
+    exit_shares: tuple[float, ...]
+
+    @property
+    def exit_fraction(self) -> float:
+        """Share of samples leaving before the last exit."""
+        return 1.0 - self.exit_shares[-1]
+
+
+def evaluate_rule(record: ExitRecord, rule: float | Sequence[float] | ExitRule,
+                  exit_costs: Sequence[float]) -> RuleOutcome:
+    """Apply ``rule`` to recorded logits (the decisions routing would make) and measure the outcome.
+
+    ``rule`` is what :func:`~earlyexit.inference.route_batch` takes (a threshold, one per exit
+    but the last, or a rule object); ``exit_costs[k]`` is the FLOPs of a sample that leaves at
+    exit k + 1 (:func:`earlyexit.flops.exit_costs`).
+    """
+    rule = as_rule(rule)
+    if len(exit_costs) != record.num_exits:
+        raise ValueError(f"{len(exit_costs)} exit costs for {record.num_exits} exits")
+    costs = torch.tensor([check_number(f"exit_costs[{k}]", c) for k, c in enumerate(exit_costs)],
+                         dtype=torch.float64)
+    rule.check(record.num_exits)
+    exit_number = first_exits(record.exit_logits, record.confidence_logits, rule)
+    correct = record.correct_all.gather(0, (exit_number - 1)[None]).squeeze(0)
+    counts = torch.bincount(exit_number - 1, minlength=record.num_exits).double() / len(exit_number)
+    return RuleOutcome(float(correct.float().mean()), float((counts * costs).sum()), tuple(counts.tolist()))
+
+
 def exit_fraction_by_class(exits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """For every class, the share of its samples for which ``exits`` (a boolean mask) is True."""
+    exits = check_flags("exits", exits).reshape(torch.as_tensor(exits).shape)
     if exits.shape != labels.shape:
         raise ValueError(f"exits {tuple(exits.shape)} and labels {tuple(labels.shape)} must have the same shape")
+    check_int("num_classes", num_classes)
     counts = torch.bincount(labels, minlength=num_classes).clamp(min=1)
     return torch.bincount(labels, weights=exits.double(), minlength=num_classes) / counts

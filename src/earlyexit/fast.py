@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .exits import ExitRule, as_rule
-from .inference import EarlyExitResult, check_finite_images, pick_exits, route_single, route_stages
+from .inference import EarlyExitResult, all_exits, check_finite_images, pick_exits, route_single, route_stages
 from .models import EarlyExitCNN
 from .utils import check_int
 
@@ -93,7 +93,8 @@ class FastEarlyExit:
         """``torch.inference_mode()``, or ``torch.no_grad()`` when that optimisation is off."""
         return torch.inference_mode() if self.use_inference_mode else torch.no_grad()
 
-    def _chunks(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def chunks(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """``images`` cut into the chunks every path processes one after the other."""
         return list(images.split(self.chunk_size)) if self.chunk_size and len(images) > self.chunk_size else [images]
 
     def _check(self, images: torch.Tensor) -> None:
@@ -108,7 +109,7 @@ class FastEarlyExit:
         self._check(images)
         with self.grad_mode():
             outputs = []
-            for chunk in self._chunks(images):
+            for chunk in self.chunks(images):
                 for stage in self.stages:
                     chunk = stage(chunk)
                 outputs.append(self.head(len(self.stages) - 1, chunk)[0])
@@ -120,22 +121,14 @@ class FastEarlyExit:
         with self.grad_mode():
             if len(images) == 1:
                 return route_single(self.stages, self.heads, images, self.rule)
-            return _joined([route_stages(self.stages, self.heads, chunk, self.rule) for chunk in self._chunks(images)])
+            return _joined([route_stages(self.stages, self.heads, chunk, self.rule) for chunk in self.chunks(images)])
 
     def compute_all_then_mask(self, images: torch.Tensor) -> EarlyExitResult:
         """Every sample through every exit, then a per-sample choice: no routing at all."""
         self._check(images)
         with self.grad_mode():
-            return _joined([self._mask(chunk) for chunk in self._chunks(images)])
-
-    def _mask(self, images: torch.Tensor) -> EarlyExitResult:
-        features, exit_logits, confidence_logits = images, [], []
-        for stage, head in zip(self.stages, self.heads):
-            features = stage(features)
-            logits, confidence = head(features)
-            exit_logits.append(logits)
-            confidence_logits.append(confidence)
-        return pick_exits(exit_logits, confidence_logits, self.rule)
+            return _joined([pick_exits(*all_exits(self.stages, self.heads, chunk), self.rule)
+                            for chunk in self.chunks(images)])
 
     def to(self, device: torch.device | str) -> FastEarlyExit:
         """Move the copied weights to ``device`` (returns self)."""

@@ -12,8 +12,6 @@ from importlib.resources import files
 
 import torch
 
-THREAD_URL = ("https://discuss.pytorch.org/t/"
-              "how-to-implement-an-early-exiting-mechanism-in-a-neural-network/153576")
 THREAD_TITLE = "How to implement an early exiting mechanism in a Neural network"
 
 _NUMBER = re.compile(r"\d+\.\d+")

@@ -159,6 +159,19 @@ def first_exits(exit_logits: Sequence[torch.Tensor], confidence_logits: Sequence
     return exit_number
 
 
+def all_exits(stages: Sequence[Stage], heads: Sequence[Head],
+              images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+    """Every sample through every stage and head: each exit's logits, and the confidence logits
+    the heads return (only where the rule's criterion needs them, else None)."""
+    features, exit_logits, confidence_logits = images, [], []
+    for stage, head in zip(stages, heads):
+        features = stage(features)
+        logits, confidence = head(features)
+        exit_logits.append(logits)
+        confidence_logits.append(confidence)
+    return exit_logits, confidence_logits
+
+
 def pick_exits(exit_logits: Sequence[torch.Tensor], confidence_logits: Sequence[torch.Tensor] | None,
                rule: ExitRule) -> EarlyExitResult:
     """Given every exit's logits for every sample: each sample's first exit under ``rule``, and its answer there."""
@@ -171,27 +184,10 @@ def pick_exits(exit_logits: Sequence[torch.Tensor], confidence_logits: Sequence[
 @torch.no_grad()
 def compute_all_then_mask(model: EarlyExitCNN, images: torch.Tensor, rule: float | Sequence[float] | ExitRule,
                           criterion: str | None = None) -> EarlyExitResult:
-    """Run every sample through every exit, then choose per sample: no routing, no saving."""
-    rule = _prepare(model, images, rule, criterion)
-    out = model(images)
-    return pick_exits(out.exit_logits, out.confidence_logits, rule)
+    """Run every sample through every exit, then choose per sample: no routing, no saving.
 
-
-@torch.no_grad()
-def logits_tolerance(model: EarlyExitCNN, images: torch.Tensor) -> float:
-    """How far two correct float32 computations of the same logits may differ, from the magnitudes involved.
-
-    A float32 dot product of K terms is rounded by about sqrt(K) * u * sum|w x| (u = 2**-24;
-    the worst case is K * u * sum|w x|, Higham's bound). Paths that run different kernels
-    (other batch sizes, fused operations, another CPU) differ by that much in the features and
-    again in the head. We allow 4 * sqrt(K) * u * max sum|w x| over the exits: safely above
-    rounding, far below the size of a real mistake (a wrong exit's logits differ by units).
+    Confidence heads run only when the rule's criterion uses them, as in routing.
     """
-    bound, features = 0.0, images
-    for block, head in zip(model.blocks, model.exits):
-        features = block(features)
-        flat = features.flatten(1).abs()
-        terms = flat @ head.linear.weight.abs().T + head.linear.bias.abs()
-        k = flat.shape[1]
-        bound = max(bound, 4 * k**0.5 * 2**-24 * float(terms.max()) if len(terms) else 0.0)
-    return max(bound, 1e-6)
+    rule = _prepare(model, images, rule, criterion)
+    stages, heads = model_stages(model, rule.criterion)
+    return pick_exits(*all_exits(stages, heads, images), rule)

@@ -59,12 +59,21 @@ class MultiExitOutput(NamedTuple):
 
 
 def check_image_batch(images: torch.Tensor, shape: tuple[int, int, int] = IMAGE_SHAPE) -> None:
-    """Raise a TypeError or ValueError saying what was expected unless ``images`` is an (N, 1, 28, 28) float batch."""
+    """Raise a TypeError or ValueError saying what was expected unless ``images`` is an (N, 1, 28, 28)
+    float32 batch.
+
+    float32 is the dtype of the weights, of every inference path and of the exported graph:
+    float64 images are refused with the fix (``images.float()``) rather than converted behind
+    the caller's back or left to fail inside a convolution.
+    """
     expected = f"(N, {', '.join(map(str, shape))})"
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a torch.Tensor of shape {expected}, got {type(images).__name__}")
     if not images.is_floating_point():
         raise TypeError(f"images must be a floating-point tensor (normalised pixels), got {images.dtype}")
+    if images.dtype != torch.float32:
+        raise TypeError(f"images must be float32, the dtype of the model's weights, got {images.dtype}: "
+                        "convert them with images.float()")
     if images.ndim != 4:
         hint = " (add a batch dimension with images.unsqueeze(0))" if images.ndim == 3 else ""
         raise ValueError(f"expected a 4-D batch (N, C, H, W) = {expected}, "
@@ -139,3 +148,23 @@ class EarlyExitCNN(nn.Module):
         for block in self.blocks:
             features = block(features)
         return self.exits[-1](features)
+
+
+@torch.no_grad()
+def logits_tolerance(model: EarlyExitCNN, images: torch.Tensor) -> float:
+    """How far two correct float32 computations of the same logits may differ, from the magnitudes involved.
+
+    A float32 dot product of K terms is rounded by about sqrt(K) * u * sum|w x| (u = 2**-24;
+    the worst case is K * u * sum|w x|, Higham's bound). Paths that run different kernels
+    (other batch sizes, fused operations, another CPU) differ by that much in the features and
+    again in the head. We allow 4 * sqrt(K) * u * max sum|w x| over the exits: safely above
+    rounding, far below the size of a real mistake (a wrong exit's logits differ by units).
+    """
+    bound, features = 0.0, images
+    for block, head in zip(model.blocks, model.exits):
+        features = block(features)
+        flat = features.flatten(1).abs()
+        terms = flat @ head.linear.weight.abs().T + head.linear.bias.abs()
+        k = flat.shape[1]
+        bound = max(bound, 4 * k**0.5 * 2**-24 * float(terms.max()) if len(terms) else 0.0)
+    return max(bound, 1e-6)

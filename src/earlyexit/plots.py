@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from matplotlib.ticker import MaxNLocator
 
-from .calibration import OperatingPoint, Sweep, ThresholdSearch
 from .models import IMAGE_SHAPE, EarlyExitCNN, feature_sizes
+from .thresholds import Sweep, ThresholdSearch
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (6, 4)) -> Axes:
@@ -130,15 +130,6 @@ def tradeoff_band(sweeps: Sequence[Sweep], x: str = "exit_fraction", label: str 
         ax.fill_between(grid, ys.min(0), ys.max(0), alpha=0.25, color=line.get_color())
     ax.set_ylabel("accuracy (%)")
     ax.grid(alpha=0.3)
-    return ax
-
-
-def mark_point(point: OperatingPoint, x: str = "exit_fraction", ax: Axes | None = None, scale_x: float = 1.0,
-               label: str = "chosen on validation", **style) -> Axes:
-    """Mark one operating point on a trade-off plot."""
-    ax = _axes(ax)
-    ax.plot(getattr(point, x) * scale_x, point.accuracy * 100, marker=style.pop("marker", "*"),
-            markersize=style.pop("markersize", 14), linestyle="none", label=label, **style)
     return ax
 
 

@@ -52,16 +52,6 @@ def format_mean_sd(values: Sequence[float], scale: float = 100.0, digits: int = 
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
-def percent(value: float, digits: int = 1) -> str:
-    """``0.9123 -> "91.2%"``."""
-    return f"{value * 100:.{digits}f}%"
-
-
-def points(value: float, digits: int = 2) -> str:
-    """A difference of two accuracies in percentage points: ``0.0042 -> "+0.42"``."""
-    return f"{value * 100:+.{digits}f}"
-
-
 class Source:
     """Python source shown as a highlighted code block (in Jupyter and in the book), not as printed text."""
 

@@ -11,19 +11,17 @@ A chapter keeps each key result with :meth:`ChapterResults.keep`, which
   recorded one and fails the cell if it is outside the tolerance. A reader's own run
   (the default, ``warn``) only warns; ``off`` skips the comparison.
 
-Tolerances come from measured spreads (seeds, repeated timings), written next to each value.
-
-Executed notebooks also carry the hash of the package code they ran with (printed by
-``ChapterResults``, stamped in their metadata by ``make notebooks``), so that
-``make test`` fails when the package changes after the notebooks were executed.
+Tolerances come from measured spreads, with the reason written next to each value:
+:meth:`~ChapterResults.keep_seeds` for a mean over seeds (:func:`earlyexit.stats.seed_tolerance`),
+:meth:`~ChapterResults.keep_ratio` for a speed ratio (:func:`earlyexit.timing.ratio_factor`,
+and a measured speedup must not turn into a measured slowdown).
+Whether the notebooks' outputs come from the current code is :mod:`earlyexit.freshness`'s job.
 """
 
 from __future__ import annotations
 
-import ast
 import atexit
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -31,43 +29,16 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .timing import Ratio
+from .stats import mean_and_sd, seed_tolerance
+from .timing import Ratio, ratio_factor
 from .utils import repo_root
 
 MODES = ("record", "check", "warn", "off")
-PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def _normalised_source(path: Path) -> str:
-    """The code of a module without docstrings and comments, so that editing prose alone keeps the hash."""
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree, include_attributes=False)
-
-
-def code_hash(package_dir: Path = PACKAGE_DIR) -> str:
-    """A short hash of the package's code (its modules without docstrings, and its data files)."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in package_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        digest.update(path.relative_to(package_dir).as_posix().encode())
-        digest.update(_normalised_source(path).encode() if path.suffix == ".py" else path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def notebook_code_hash(notebook: dict) -> str:
-    """A short hash of a notebook's code cells (their source, in order)."""
-    digest = hashlib.sha256()
-    for cell in notebook["cells"]:
-        if cell["cell_type"] == "code":
-            digest.update("".join(cell["source"]).encode() + b"\0")
-    return digest.hexdigest()[:12]
+SEEDS_WHY = "4 x the spread over the seeds"
 
 
 @dataclass(frozen=True)
@@ -75,38 +46,57 @@ class Recorded:
     """One key result: its value, how far a re-run may move it, and why that far.
 
     ``tolerance`` is an absolute difference, or, when ``factor`` is true, a factor >= 1 the
-    value may be multiplied or divided by (timing ratios: another CPU scales them).
+    value may be multiplied or divided by (timing ratios: another CPU scales them). A speed
+    ratio also keeps its 95% interval (``low``, ``high``): one recorded as a measured speedup
+    must not come back as a measured slowdown, whatever the factor allows, and vice versa.
     """
 
     value: float
     tolerance: float
     why: str
     factor: bool = False
+    low: float | None = None
+    high: float | None = None
 
-    def accepts(self, value: float) -> bool:
+    def problem(self, value: float, low: float | None = None, high: float | None = None) -> str | None:
+        """Why a re-computed ``value`` (with its interval, for a ratio) is not accepted, or None."""
         if not math.isfinite(value):
-            return False
+            return "not a finite number"
         if self.factor:
-            return value > 0 and self.value / self.tolerance <= value <= self.value * self.tolerance
-        return abs(value - self.value) <= self.tolerance
+            if not (value > 0 and self.value / self.tolerance <= value <= self.value * self.tolerance):
+                return f"allowed {self.value / self.tolerance:.3g} to {self.value * self.tolerance:.3g} " \
+                       f"(x/÷ {self.tolerance:.2f})"
+        elif abs(value - self.value) > self.tolerance:
+            return f"allowed ±{self.tolerance:.3g}"
+        if None not in (self.low, self.high, low, high):
+            was, now = _direction(self.low, self.high), _direction(low, high)
+            if was * now == -1:
+                said = {1: "faster", -1: "slower"}
+                return f"recorded as measurably {said[was]} (95% CI {self.low:.3g}-{self.high:.3g}), " \
+                       f"now measurably {said[now]} (95% CI {low:.3g}-{high:.3g})"
+        return None
 
-    def allowed(self) -> str:
-        if self.factor:
-            return f"{self.value / self.tolerance:.3g} to {self.value * self.tolerance:.3g} (x/÷ {self.tolerance:.2f})"
-        return f"±{self.tolerance:.3g}"
+
+def _direction(low: float, high: float) -> int:
+    return 1 if low > 1.0 else -1 if high < 1.0 else 0
 
 
-def compare(recorded: dict[str, Recorded], current: dict[str, float]) -> list[str]:
-    """Every way ``current`` disagrees with ``recorded``: a missing key or a value outside its tolerance."""
+Measured = float | Sequence[float]  # a value, or a ratio's (median, low, high)
+
+
+def compare(recorded: dict[str, Recorded], current: dict[str, Measured]) -> list[str]:
+    """Every way ``current`` disagrees with ``recorded``: a missing key, a value outside its
+    tolerance, or a speed ratio whose measured direction flipped."""
     problems = []
-    for key, value in current.items():
+    for key, measured in current.items():
         if key not in recorded:
             problems.append(f"{key}: no recorded value (run `make notebooks`)")
             continue
+        value, low, high = (measured, None, None) if isinstance(measured, (int, float)) else tuple(measured)
         expected = recorded[key]
-        if not expected.accepts(value):
-            problems.append(f"{key}: {value:.6g} now, {expected.value:.6g} recorded; allowed {expected.allowed()} "
-                            f"({expected.why})")
+        problem = expected.problem(float(value), low, high)
+        if problem:
+            problems.append(f"{key}: {value:.6g} now, {expected.value:.6g} recorded; {problem} ({expected.why})")
     return problems
 
 
@@ -127,6 +117,14 @@ def load(chapter: str, folder: Path | None = None) -> dict[str, Recorded]:
     return {key: Recorded(**entry) for key, entry in payload["results"].items()}
 
 
+def _glue(key: str, shown: object) -> None:
+    try:
+        from myst_nb import glue  # installed with the book; a bare package install may lack it
+    except ImportError:  # pragma: no cover - e.g. on Colab without the book's requirements
+        return
+    glue(key, shown, display=False)
+
+
 class ChapterResults:
     """The key results of one chapter. Create it in the chapter's first cell; call :meth:`keep` for each result."""
 
@@ -143,34 +141,34 @@ class ChapterResults:
             atexit.register(self._write_at_exit)
         if self.mode in ("check", "warn") and not self.recorded:
             warnings.warn(f"no recorded results in {self.path}: nothing to compare with", stacklevel=2)
-        print(f"earlyexit code {code_hash()}")
 
     def keep(self, key: str, value: float, tolerance: float, why: str, text: str | None = None,
-             factor: bool = False) -> None:
+             factor: bool = False, interval: tuple[float, float] | None = None) -> None:
         """Glue ``text`` (default: the value) under ``key``; record or check ``value`` within ``tolerance``.
 
-        With ``factor``, ``tolerance`` is a factor >= 1 rather than a difference (see :class:`Recorded`).
+        With ``factor``, ``tolerance`` is a factor >= 1 rather than a difference (see :class:`Recorded`);
+        ``interval`` is a ratio's 95% interval, checked for a flipped direction.
         """
-        try:
-            from myst_nb import glue  # installed with the book; a bare package install may lack it
-        except ImportError:  # pragma: no cover - e.g. on Colab without the book's requirements
-            glue = None
-
         value = float(value.detach()) if hasattr(value, "detach") else float(value)
         lowest = 1 if factor else 0
-        if not (isinstance(tolerance, (int, float)) and tolerance >= lowest and math.isfinite(tolerance)):
+        if isinstance(tolerance, bool) or not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance)
+                                               and tolerance >= lowest):
             raise ValueError(f"tolerance must be a finite number >= {lowest}, got {tolerance!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{key}: a kept value must be a finite number, got {value!r}")
         if factor and not value > 0:
             raise ValueError(f"a value checked within a factor must be > 0, got {value!r}")
+        if not isinstance(why, str) or not why.strip():
+            raise ValueError(f"{key}: a tolerance needs its reason (why), got {why!r}")
         if key in self.kept:
             raise ValueError(f"{key!r} is kept twice in {self.chapter}")
-        if glue is not None:
-            glue(key, text if text is not None else f"{value:.4g}", display=False)
-        self.kept[key] = Recorded(value, float(tolerance), why, factor)
+        _glue(key, text if text is not None else f"{value:.4g}")
+        low, high = interval if interval is not None else (None, None)
+        self.kept[key] = Recorded(value, float(tolerance), why, factor, low, high)
         if self.mode == "record":
             self._write()
         elif self.mode in ("check", "warn") and self.recorded:
-            problems = compare(self.recorded, {key: value})
+            problems = compare(self.recorded, {key: value if interval is None else (value, low, high)})
             if problems and self.mode == "check":
                 raise ResultOutOfTolerance(f"{self.chapter}: " + "; ".join(problems))
             for problem in problems:
@@ -178,9 +176,23 @@ class ChapterResults:
 
     def keep_ratio(self, key: str, ratio: Ratio, text: str | None = None,
                    why: str = "timing: this run's interval, widened, and at least the change between CPUs") -> None:
-        """Keep a measured speed ratio, glued as its verdict, checked within :func:`ratio_factor`."""
+        """Keep a measured speed ratio, glued as its verdict, checked within :func:`~earlyexit.timing.ratio_factor`
+        and for its direction."""
         self.keep(key, ratio.median, ratio_factor(ratio.low, ratio.high), why,
-                  text=ratio.verdict() if text is None else text, factor=True)
+                  text=ratio.verdict() if text is None else text, factor=True, interval=(ratio.low, ratio.high))
+
+    def keep_seeds(self, key: str, values: Sequence[float], floor: float, text: str | None = None,
+                   scale: float = 100.0, digits: int = 2) -> None:
+        """Keep the mean of a result over seeds, glued as "mean ± sd" (``scale``d, by default to percent),
+        checked within :func:`~earlyexit.stats.seed_tolerance` (at least ``floor``)."""
+        mean, sd = mean_and_sd(values)
+        shown = f"{mean * scale:.{digits}f} ± {sd * scale:.{digits}f}" if text is None else text
+        self.keep(key, mean, seed_tolerance(values, floor=floor), SEEDS_WHY, text=shown)
+
+    def glue_table(self, key: str, shown: object) -> object:
+        """Glue a table (or any displayable object) under ``key`` for other pages; return it for display."""
+        _glue(key, shown)
+        return shown
 
     def elapsed(self) -> float:
         """Seconds since this chapter's results were opened (its first cell)."""
@@ -194,15 +206,6 @@ class ChapterResults:
                 total += json.loads(path.read_text()).get("seconds", 0.0)
         return total
 
-    def table(self, key: str, shown: object) -> object:
-        """Glue a table (or any displayable object) under ``key`` for other pages; return it for display."""
-        try:
-            from myst_nb import glue
-        except ImportError:  # pragma: no cover
-            return shown
-        glue(key, shown, display=False)
-        return shown
-
     def _write_at_exit(self) -> None:
         if self.kept:
             with contextlib.suppress(OSError):  # e.g. a temporary folder already removed
@@ -210,67 +213,11 @@ class ChapterResults:
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"chapter": self.chapter, "code_hash": code_hash(),
-                   "seconds": round(self.elapsed(), 1),
-                   "results": {k: asdict(v) for k, v in self.kept.items()}}
+        payload = {"chapter": self.chapter, "seconds": round(self.elapsed(), 1),
+                   "results": {k: {f: v for f, v in asdict(r).items() if v is not None}
+                               for k, r in self.kept.items()}}
         handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         with os.fdopen(handle, "w") as file:
             json.dump(payload, file, indent=1, sort_keys=True)
             file.write("\n")
         os.replace(tmp, self.path)
-
-
-def seed_tolerance(values: list[float], factor: float = 4.0, floor: float = 0.0) -> float:
-    """``factor`` times the standard deviation over seeds, and at least ``floor``.
-
-    A re-run on another machine trains slightly different models (its rounding differs), so
-    a recorded value may move about as much as one seed differs from another. The sample
-    standard deviation of a few seeds is itself uncertain, hence a generous factor.
-    """
-    if len(values) < 2:
-        raise ValueError("a seed tolerance needs at least two seeds")
-    mean = sum(values) / len(values)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return max(factor * sd, floor)
-
-
-# Timing ratios measured on two CPUs, same code and weights: Chapter 2's "loop vs batch"
-# was 6.1x on the 2-core Xeon that recorded the book and 4.1x on CI's 2-core machine with
-# AVX-512 (a factor 1.49); an earlier Chapter 7 timed one configuration four times on one
-# machine, 17.0 to 29.5 µs per image (a factor 1.74). Both together, with margin: 2.5.
-BETWEEN_CPUS = 2.5
-
-
-def ratio_factor(low: float, high: float, widen: float = 3.0, floor: float = BETWEEN_CPUS) -> float:
-    """How far (a factor) a measured speed ratio may move on another machine.
-
-    Its 95% interval's half-width on a log scale (this machine's own noise), widened
-    ``widen`` times, and at least ``floor``: another CPU has other caches, vector units and
-    per-call overheads, which scale a ratio rather than shift it.
-    """
-    if not 0 < low <= high:
-        raise ValueError(f"need 0 < low <= high, got {low!r}, {high!r}")
-    return max((high / low) ** (widen / 2), floor)
-
-
-def stamp(paths: list[Path]) -> None:
-    """Write the package's and each notebook's code hash into the notebooks' metadata (after executing them)."""
-    package = code_hash()
-    for path in paths:
-        notebook = json.loads(path.read_text())
-        notebook["metadata"]["earlyexit"] = {"package_code": package, "notebook_code": notebook_code_hash(notebook)}
-        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m earlyexit.results stamp notebooks/*.ipynb``: stamp executed notebooks."""
-    args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] != "stamp":
-        print("usage: python -m earlyexit.results stamp NOTEBOOK...", file=sys.stderr)
-        return 2
-    stamp([Path(p) for p in args[1:]])
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,12 +1,21 @@
-"""Early exit on the clock: the implementations cut into stages, and their timings (Chapters 7-9).
+"""Early exit on the clock: implementations cut into stages, runtimes side by side (Chapters 7-10).
+
+Every timing runs on :func:`timing_sample`, a seeded random sample of the test images, so
+that the share of images leaving early is that of the test set up to sampling noise, and is
+reported beside it.
 
 :func:`measure_speed` times, in one interleaved run (:mod:`earlyexit.timing`), the full
 network, early exit with routing, early exit computing everything then masking, and each
 stage of the network on its own. From the stage times it forms the **stage-sum estimate**:
 every stage's time per image weighted by the share of images that reach it, i.e. what
-early exit would cost if gathering and scattering survivors were free. It is an estimate,
-not a bound: the deep stages are timed on full batches, while routing runs them on the
-smaller batch of survivors, whose per-image cost can be lower or higher.
+early exit would cost if gathering and scattering survivors were free. Stages are timed in
+the chunks the implementation itself processes. It is an estimate, not a bound: the deep
+stages are timed on full chunks, while routing runs them on the smaller batch of
+survivors, whose per-image cost can be lower or higher.
+
+:func:`compare_runtimes` times whole runtimes against each other (eager PyTorch at 1 and 2
+threads, ONNX Runtime sessions, compiled functions): the fastest full network against the
+fastest early exit (Chapter 8).
 """
 
 from __future__ import annotations
@@ -28,10 +37,23 @@ BATCH_SIZES = (1, 16, 256, 1024)  # one image, a small server batch, a large one
 MIN_TIMED_IMAGES = 256  # fewer images per round give an unstable exit share
 
 
-def timing_images(images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """The images one timed round uses at ``batch_size``: at least 256, and one whole batch."""
+def timing_sample(images: torch.Tensor, batch_size: int, seed: int = 0) -> torch.Tensor:
+    """The images one timed round uses at ``batch_size``: a seeded random sample of ``images``,
+    at least 256 and one whole batch (the sample for a larger batch extends the smaller one)."""
     check_int("batch_size", batch_size)
-    return images[:max(batch_size, MIN_TIMED_IMAGES)]
+    check_int("seed", seed, 0)
+    size = max(batch_size, MIN_TIMED_IMAGES)
+    if size > len(images):
+        raise ValueError(f"a timed round needs {size} images, got {len(images)}")
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    return images[order[:size]]
+
+
+def full_batches(images: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """``images`` cut into batches of exactly ``batch_size`` (a ragged last batch is dropped)."""
+    if batch_size < 1 or batch_size > len(images):
+        raise ValueError(f"batch_size must be between 1 and {len(images)}, got {batch_size}")
+    return [images[i:i + batch_size] for i in range(0, len(images) - batch_size + 1, batch_size)]
 
 
 @dataclass(frozen=True)
@@ -47,9 +69,10 @@ class Implementation:
     route: Callable[[torch.Tensor], EarlyExitResult]  # early exit, survivors routed
     mask: Callable[[torch.Tensor], EarlyExitResult]  # early exit, everything computed then masked
     grad_mode: Callable[[], object]
+    split: Callable[[torch.Tensor], list[torch.Tensor]]  # the chunks a batch is processed in
 
     def stage(self, k: int, x: torch.Tensor) -> torch.Tensor:
-        """Stage k: block k, its exit head and (before the last exit) the exit decision; returns the features."""
+        """Stage k on one chunk: block k, its exit head and (before the last exit) the exit decision."""
         features = self.block(k, x)
         logits, confidence = self.head(k, features)
         if k < self.num_exits - 1:
@@ -63,13 +86,13 @@ def reference_implementation(model: EarlyExitCNN, rule: ExitRule) -> Implementat
     blocks, heads = model_stages(model, rule.criterion)
     return Implementation("reference", model.num_exits, rule, lambda k, x: blocks[k](x), lambda k, f: heads[k](f),
                           model.final_logits, lambda x: route_batch(model, x, rule),
-                          lambda x: compute_all_then_mask(model, x, rule), torch.no_grad)
+                          lambda x: compute_all_then_mask(model, x, rule), torch.no_grad, lambda x: [x])
 
 
 def fast_implementation(fast: FastEarlyExit) -> Implementation:
     """The optimised implementation of :mod:`earlyexit.fast`."""
     return Implementation("fast", len(fast.stages), fast.rule, fast.block, fast.head, fast.full, fast,
-                          fast.compute_all_then_mask, fast.grad_mode)
+                          fast.compute_all_then_mask, fast.grad_mode, fast.chunks)
 
 
 @dataclass(frozen=True)
@@ -77,26 +100,22 @@ class SpeedRow:
     """Per-image times at one batch size and the speedups they give (all from one interleaved run)."""
 
     batch_size: int
-    reach: tuple[float, ...]  # share of images reaching each stage (reach[0] = 1)
+    reach: tuple[float, ...]  # share of the timed images reaching each stage (reach[0] = 1)
     full: Timing
     early_exit: Timing
     masked: Timing
     stages: tuple[Timing, ...]
-    flops_ideal: float  # full-network FLOPs over expected FLOPs per image
+    flops_ideal: float  # full-network FLOPs over expected FLOPs per image, for the timed images
 
     @property
     def exit_fraction(self) -> float:
-        """Share of images leaving before the last exit."""
+        """Share of the timed images leaving before the last exit."""
         return 1.0 - self.reach[-1]
 
     @property
     def measured(self) -> Ratio:
         """Speedup of early exit (routing) over the full network, with its interval."""
         return speedup(self.full, self.early_exit)
-
-    @property
-    def masked_speedup(self) -> Ratio:
-        return speedup(self.full, self.masked)
 
     @property
     def stage_sum(self) -> Timing:
@@ -108,18 +127,13 @@ class SpeedRow:
     def stage_sum_speedup(self) -> Ratio:
         return speedup(self.full, self.stage_sum)
 
-    @property
-    def routing_overhead(self) -> Ratio:
-        """Measured early-exit time over the stage-sum estimate (1.10 = 10% more), per round."""
-        return speedup(self.early_exit, self.stage_sum)
-
 
 def speed_table(rows: list[SpeedRow]) -> Table:
-    """One row per batch size: exit share, times per image, the measured speedup with its verdict,
-    the stage-sum estimate and the FLOPs-ideal."""
+    """One row per batch size: exit share of the timed images, times per image, the measured speedup
+    with its verdict, the stage-sum estimate and the FLOPs-ideal."""
     return table(["batch", "exit early", "full, µs/image", "early exit, µs/image", "measured speedup",
                   "stage-sum estimate", "FLOPs-ideal"],
-                 [[r.batch_size, f"{r.exit_fraction:.0%}", f"{r.full.median * 1e6:.1f}",
+                 [[r.batch_size, f"{r.exit_fraction:.1%}", f"{r.full.median * 1e6:.1f}",
                    f"{r.early_exit.median * 1e6:.1f}", r.measured.verdict(),
                    f"{r.stage_sum_speedup.median:.2f}x", f"{r.flops_ideal:.2f}x"] for r in rows])
 
@@ -132,11 +146,10 @@ def _over(fn: Callable[[torch.Tensor], object], inputs: list[torch.Tensor], mode
     return run
 
 
-def full_batches(images: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    """``images`` cut into batches of exactly ``batch_size`` (a ragged last batch is dropped)."""
-    if batch_size < 1 or batch_size > len(images):
-        raise ValueError(f"batch_size must be between 1 and {len(images)}, got {batch_size}")
-    return [images[i:i + batch_size] for i in range(0, len(images) - batch_size + 1, batch_size)]
+def expected_flops(exit_number: torch.Tensor, exit_costs: tuple[float, ...]) -> float:
+    """Mean FLOPs per image when image i leaves at exit ``exit_number[i]`` (1-based)."""
+    shares = torch.bincount(exit_number - 1, minlength=len(exit_costs)).double() / len(exit_number)
+    return float((shares * torch.tensor(exit_costs, dtype=torch.float64)).sum())
 
 
 def measure_speed(impl: Implementation, images: torch.Tensor, batch_size: int, exit_costs: tuple[float, ...],
@@ -144,14 +157,14 @@ def measure_speed(impl: Implementation, images: torch.Tensor, batch_size: int, e
     """Time one pass over ``images`` in batches of ``batch_size``: every variant and stage, interleaved."""
     batches = full_batches(images, batch_size)
     n = sum(len(b) for b in batches)
+    chunks = [chunk for b in batches for chunk in impl.split(b)]
     with impl.grad_mode():
-        inputs = [batches]  # inputs[k]: what stage k receives, for every image
+        inputs = [chunks]  # inputs[k]: what stage k receives, chunk by chunk, for every image
         for k in range(impl.num_exits - 1):
             inputs.append([impl.block(k, x) for x in inputs[-1]])
         exits = torch.cat([impl.route(b).exit_number for b in batches])
     shares = torch.bincount(exits - 1, minlength=impl.num_exits).double() / n
     reach = tuple(float(1 - shares[:k].sum()) for k in range(impl.num_exits))
-    expected_flops = float(sum(float(s) * c for s, c in zip(shares, exit_costs)))
 
     mode = impl.grad_mode
     candidates = {"full": _over(impl.full, batches, mode), "route": _over(impl.route, batches, mode),
@@ -161,7 +174,7 @@ def measure_speed(impl: Implementation, images: torch.Tensor, batch_size: int, e
     timings = {name: t.per(n) for name, t in time_interleaved(candidates, repeats, warmup).items()}
     stages = tuple(timings[f"stage {k + 1}"] for k in range(impl.num_exits))
     return SpeedRow(batch_size, reach, timings["full"], timings["route"], timings["mask"], stages,
-                    full_flops / expected_flops)
+                    full_flops / expected_flops(exits, exit_costs))
 
 
 @torch.no_grad()
@@ -192,3 +205,114 @@ def time_layers(model: EarlyExitCNN, images: torch.Tensor, batch_size: int, rule
     timings = time_interleaved(candidates, repeats, warmup)
     n = sum(len(b) for b in batches)
     return {name: t.per(n) for name, t in timings.items()}
+
+
+# --- Whole runtimes against each other (Chapter 8) -------------------------------------------
+
+FULL, EARLY_EXIT = "full", "early exit"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to run one batch: ``run(images)``, of kind "full" or "early exit".
+
+    ``threads`` is set with ``torch.set_num_threads`` before every call (eager PyTorch: the
+    setting is process-wide and costs well under a microsecond, so candidates with other
+    thread counts can still be interleaved); None leaves it (an ONNX Runtime session has
+    its own thread pool, fixed when it is created).
+    """
+
+    name: str
+    kind: str
+    run: Callable[[torch.Tensor], object]
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in (FULL, EARLY_EXIT):
+            raise ValueError(f"kind must be {FULL!r} or {EARLY_EXIT!r}, got {self.kind!r}")
+        if self.threads is not None:
+            check_int("threads", self.threads)
+
+    def over(self, batches: list) -> Callable[[], object]:
+        """A zero-argument callable running every batch (for timing)."""
+        if self.threads is None:
+            return lambda: [self.run(x) for x in batches]
+
+        def run():
+            torch.set_num_threads(self.threads)
+            return [self.run(x) for x in batches]
+        return run
+
+
+def eager_candidates(fast: FastEarlyExit, threads: tuple[int, ...] = (1, 2)) -> list[Candidate]:
+    """Eager PyTorch: ``fast.full`` and ``fast`` (early exit) at each thread count."""
+    return [Candidate(f"eager {kind}, {t} thread{'s' * (t > 1)}", kind, fn, t)
+            for t in threads for kind, fn in ((FULL, fast.full), (EARLY_EXIT, fast))]
+
+
+def session_candidates(paths: dict[str, object], threads: tuple[int, ...] = (1, 2)) -> list[Candidate]:
+    """ONNX Runtime: one session per graph ({"full": path, "early exit": path}) and thread count."""
+    from .export import session
+
+    candidates = []
+    for t in threads:
+        for kind, path in paths.items():
+            s = session(path, threads=t)
+            candidates.append(Candidate(f"ORT {kind}, {t} thread{'s' * (t > 1)}", kind,
+                                        lambda x, s=s: s.run(None, {"images": x.numpy()})))
+    return candidates
+
+
+@dataclass(frozen=True)
+class RuntimeRow:
+    """Every candidate's time per image at one batch size, from one interleaved run."""
+
+    batch_size: int
+    timings: dict[str, Timing]
+    kinds: dict[str, str]
+    exit_fraction: float  # share of the timed images leaving early
+    flops_ideal: float  # for the timed images
+
+    def fastest(self, kind: str) -> str:
+        """The name of the fastest candidate of ``kind`` (by median)."""
+        names = [n for n, k in self.kinds.items() if k == kind]
+        return min(names, key=lambda n: self.timings[n].median)
+
+    @property
+    def speedup(self) -> Ratio:
+        """The fastest early exit against the fastest full network (per-round ratios, 95% interval)."""
+        return speedup(self.timings[self.fastest(FULL)], self.timings[self.fastest(EARLY_EXIT)])
+
+
+def compare_runtimes(candidates: list[Candidate], images: torch.Tensor, batch_size: int,
+                     exit_number: Callable[[torch.Tensor], torch.Tensor], exit_costs: tuple[float, ...],
+                     full_flops: float, repeats: int = 11, warmup: int = 3) -> RuntimeRow:
+    """Time every candidate on ``images`` in batches of ``batch_size``, interleaved; per image.
+
+    ``exit_number(batch)`` gives each image's exit (to report the timed images' exit share and
+    FLOPs-ideal). Torch's thread count is restored afterwards.
+    """
+    names = [c.name for c in candidates]
+    if len(set(names)) != len(names) or not {c.kind for c in candidates} == {FULL, EARLY_EXIT}:
+        raise ValueError(f"need uniquely named candidates of both kinds, got {names}")
+    batches = full_batches(images, batch_size)
+    n = sum(len(b) for b in batches)
+    threads = torch.get_num_threads()
+    try:
+        timings = time_interleaved({c.name: c.over(batches) for c in candidates}, repeats, warmup)
+    finally:
+        torch.set_num_threads(threads)
+    exits = torch.cat([exit_number(b) for b in batches])
+    return RuntimeRow(batch_size, {name: t.per(n) for name, t in timings.items()},
+                      {c.name: c.kind for c in candidates}, float((exits < len(exit_costs)).double().mean()),
+                      full_flops / expected_flops(exits, exit_costs))
+
+
+def runtime_table(rows: list[RuntimeRow]) -> Table:
+    """µs per image of every candidate (columns) at every batch size (rows), the winners and the verdict."""
+    names = list(rows[0].timings)
+    return table(["batch", "exit early"] + [f"{n} (µs/image)" for n in names]
+                 + ["fastest full", "fastest early exit", "speedup", "FLOPs-ideal"],
+                 [[r.batch_size, f"{r.exit_fraction:.1%}"] + [f"{r.timings[n].median * 1e6:.1f}" for n in names]
+                  + [r.fastest(FULL), r.fastest(EARLY_EXIT), r.speedup.verdict(), f"{r.flops_ideal:.2f}x"]
+                  for r in rows])

@@ -11,7 +11,8 @@ Two kinds of noise hide in every accuracy the book reports:
   :func:`paired_bootstrap` (an interval for the difference).
 
 A difference is reported as one only when its 95% interval excludes 0; otherwise the book
-says "no measurable difference".
+says "no measurable difference". :func:`seed_tolerance` turns a spread over seeds into how
+far a re-run on another machine may move a recorded result.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ import numpy as np
 import torch
 from scipy import stats as scipy_stats
 
+from .utils import check_finite, check_flags, check_int, check_number
+
 LEVEL = 0.95
 
 
 def mean_and_sd(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (``torch.std_mean``); the spread of a single value is 0."""
-    tensor = torch.as_tensor(list(values), dtype=torch.float64)
+    tensor = check_finite("values", list(values))
     if len(tensor) == 0:
         raise ValueError("mean_and_sd needs at least one value")
     if len(tensor) == 1:
@@ -53,17 +56,21 @@ class Difference:
         return self.low > 0 or self.high < 0
 
     def verdict(self, scale: float = 100.0, unit: str = " points") -> str:
-        """"+0.42 points (95% CI +0.10 to +0.74)" or "no measurable difference (95% CI -0.10 to +0.30 points)"."""
-        interval = f"95% CI {self.low * scale:+.2f} to {self.high * scale:+.2f}{unit}"
+        """"+0.42 points (95% CI +0.10 to +0.74 points)" or "no measurable difference (95% CI -0.10 to
+        +0.30 points)". Enough decimals that the interval's width shows two significant digits."""
+        width = (self.high - self.low) * abs(scale)
+        digits = 2 if width <= 0 else max(2, 1 - math.floor(math.log10(width)))
+        interval = f"95% CI {self.low * scale:+.{digits}f} to {self.high * scale:+.{digits}f}{unit}"
         if self.measurable:
-            return f"{self.estimate * scale:+.2f}{unit} ({interval})"
+            return f"{self.estimate * scale:+.{digits}f}{unit} ({interval})"
         return f"no measurable difference ({interval})"
 
 
 def compare_seeds(a: Sequence[float], b: Sequence[float]) -> Difference:
     """mean(a) - mean(b) over independently seeded runs, with Welch's t interval."""
+    a, b = check_finite("a", list(a)).tolist(), check_finite("b", list(b)).tolist()
     if len(a) < 2 or len(b) < 2:
-        raise ValueError("compare_seeds needs at least two runs on each side")
+        raise ValueError(f"compare_seeds needs at least two runs on each side, got {len(a)} and {len(b)}")
     (ma, sa), (mb, sb) = mean_and_sd(a), mean_and_sd(b)
     va, vb = sa**2 / len(a), sb**2 / len(b)
     se = math.sqrt(va + vb)
@@ -77,8 +84,10 @@ def compare_seeds(a: Sequence[float], b: Sequence[float]) -> Difference:
 
 def compare_paired_seeds(a: Sequence[float], b: Sequence[float]) -> Difference:
     """mean(a - b) when a[i] and b[i] come from the same seed (the same model, two settings): t interval."""
+    a, b = check_finite("a", list(a)).tolist(), check_finite("b", list(b)).tolist()
     if len(a) != len(b) or len(a) < 2:
-        raise ValueError("compare_paired_seeds needs the same seeds on both sides, at least two")
+        raise ValueError(f"compare_paired_seeds needs the same seeds on both sides, at least two; "
+                         f"got {len(a)} and {len(b)}")
     diffs = [x - y for x, y in zip(a, b)]
     mean, sd = mean_and_sd(diffs)
     if sd == 0:
@@ -90,7 +99,7 @@ def compare_paired_seeds(a: Sequence[float], b: Sequence[float]) -> Difference:
 
 
 def _paired(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    a, b = torch.as_tensor(a).flatten().bool(), torch.as_tensor(b).flatten().bool()
+    a, b = check_flags("correct_a", a), check_flags("correct_b", b)
     if len(a) != len(b) or len(a) == 0:
         raise ValueError(f"paired comparisons need the same samples on both sides, got {len(a)} and {len(b)}")
     return a, b
@@ -118,6 +127,7 @@ def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor) -> Difference:
 def paired_bootstrap(correct_a: torch.Tensor, correct_b: torch.Tensor, resamples: int = 2000,
                      seed: int = 0) -> Difference:
     """Accuracy of a minus accuracy of b on the same samples, with a percentile bootstrap interval."""
+    check_int("resamples", resamples)
     a, b = _paired(correct_a, correct_b)
     n = len(a)
     # Each paired difference is +1 (only a right), -1 (only b right) or 0, so a resample is
@@ -132,7 +142,8 @@ def paired_bootstrap(correct_a: torch.Tensor, correct_b: torch.Tensor, resamples
 
 def binomial_se(p: float, n: int) -> float:
     """Standard error of an accuracy ``p`` measured on ``n`` samples."""
-    return math.sqrt(p * (1 - p) / n)
+    p = check_number("p", p, 0.0, 1.0)
+    return math.sqrt(p * (1 - p) / check_int("n", n))
 
 
 def auroc(scores: torch.Tensor, positive: torch.Tensor) -> float:
@@ -142,8 +153,8 @@ def auroc(scores: torch.Tensor, positive: torch.Tensor) -> float:
     exit score, "positive" is "this exit is right": 1.0 ranks every right sample above every
     wrong one, 0.5 is a coin flip. No threshold is involved.
     """
-    scores = torch.as_tensor(scores).flatten().double()
-    positive = torch.as_tensor(positive).flatten().bool()
+    scores = check_finite("scores", scores)
+    positive = check_flags("positive", positive)
     if len(scores) != len(positive):
         raise ValueError(f"{len(scores)} scores for {len(positive)} outcomes")
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
@@ -151,3 +162,17 @@ def auroc(scores: torch.Tensor, positive: torch.Tensor) -> float:
         raise ValueError("auroc needs both right and wrong samples")
     ranks = torch.from_numpy(scipy_stats.rankdata(scores.numpy()))  # average ranks for ties
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def seed_tolerance(values: Sequence[float], factor: float = 4.0, floor: float = 0.0) -> float:
+    """How far a result averaged over seeds may move on a re-run: ``factor`` standard deviations
+    over the seeds, and at least ``floor``.
+
+    A re-run on another machine trains slightly different models (its rounding differs), so a
+    recorded value may move about as much as one seed differs from another. The sample
+    standard deviation of a few seeds is itself uncertain, hence a generous factor.
+    """
+    if len(values) < 2:
+        raise ValueError(f"a seed tolerance needs at least two seeds, got {len(values)}")
+    factor = check_number("factor", factor, open_low=True)
+    return max(factor * mean_and_sd(values)[1], check_number("floor", floor))

@@ -1,4 +1,9 @@
-"""Seeding, the default device and where the repository lives."""
+"""Seeding, the default device, where the repository lives, and argument checks shared by every module.
+
+The checks raise a ``ValueError`` (or a ``TypeError`` for a value of the wrong kind) whose
+message names the argument and the value it got, so that a wrong call fails at the door
+with a sentence, not deep inside torch with a shape or dtype error.
+"""
 
 from __future__ import annotations
 
@@ -42,10 +47,52 @@ def check_int(name: str, value: object, minimum: int = 1) -> int:
 
 
 def check_number(name: str, value: object, low: float = 0.0, high: float = math.inf,
-                 open_low: bool = False) -> float:
-    """``value`` as a float if it is a finite real number in [low, high] (or (low, high]); a ValueError otherwise."""
+                 open_low: bool = False, open_high: bool = False) -> float:
+    """``value`` as a float if it is a finite real number in [low, high] (ends excluded where asked);
+    a ValueError naming ``name`` otherwise."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
+        value = float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < low or value > high or (open_low and value == low):
-        bound = f"in [{low}, {high}]" if high < math.inf else (f"> {low}" if open_low else f">= {low}")
+            or value < low or value > high or (open_low and value == low) or (open_high and value == high):
+        left, right = "(" if open_low else "[", ")" if open_high else "]"
+        bound = f"in {left}{low}, {high}{right}" if high < math.inf else (f"> {low}" if open_low else f">= {low}")
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return float(value)
+
+
+def _as_tensor(name: str, values: object, dtype: torch.dtype | None = None) -> torch.Tensor:
+    if isinstance(values, torch.Tensor):
+        return values.detach().flatten()
+    try:
+        return torch.as_tensor(values, dtype=dtype).flatten()
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a tensor or a sequence of numbers, got {type(values).__name__}") from None
+
+
+def check_flags(name: str, values: object) -> torch.Tensor:
+    """``values`` as a flat boolean tensor, if it holds only booleans or the numbers 0 and 1
+    (one right/wrong flag per sample); a TypeError or ValueError naming ``name`` otherwise.
+
+    Class indices are refused, not read as "right": ``tensor([3, 0])`` is not a flag per sample.
+    """
+    flags = _as_tensor(name, values)
+    if flags.dtype == torch.bool:
+        return flags
+    if flags.is_complex() or not ((flags == 0) | (flags == 1)).all():
+        other = flags[~((flags == 0) | (flags == 1))][:3].tolist()
+        raise ValueError(f"{name} must hold one right/wrong flag per sample (booleans, or 0 and 1), "
+                         f"got values such as {other}")
+    return flags.bool()
+
+
+def check_finite(name: str, values: object) -> torch.Tensor:
+    """``values`` as a flat float64 tensor, if every entry is a finite real number; a ValueError
+    (or TypeError) naming ``name`` and how many entries are NaN or infinite otherwise."""
+    tensor = _as_tensor(name, values, None if isinstance(values, torch.Tensor) else torch.float64)
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
+    tensor = tensor.double()
+    bad = int((~torch.isfinite(tensor)).sum())
+    if bad:
+        raise ValueError(f"{name} must hold finite numbers; {bad} of {len(tensor)} are NaN or infinite")
+    return tensor

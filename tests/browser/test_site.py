@@ -8,6 +8,8 @@ Needs ``make book`` first (``make browser`` does both) and Debian's ``chromium``
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 from pathlib import Path
 from urllib.parse import urldefrag, urlparse
 
@@ -19,7 +21,8 @@ from helpers import serve_directory
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
+# Debian's package (`chromium`), Ubuntu's name for it, or any Chromium named by $CHROMIUM.
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 # Chromium's own background traffic is pointless here (no internet) and slows every start.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -46,8 +49,9 @@ def server():
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
+    if not CHROMIUM or not Path(CHROMIUM).exists():
+        pytest.fail("no Chromium found (looked for $CHROMIUM, chromium and chromium-browser on the PATH): "
+                    "install Debian's chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
