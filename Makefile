@@ -9,7 +9,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 # Committed notebooks show no progress bars; a reader's own run (Jupyter, `make lab`) does.
 export EARLYEXIT_PROGRESS ?= 0
 
-.PHONY: book test lint unit nbval browser data browser-deps lab notebooks bench lock clean
+.PHONY: book test lint unit nbval browser data browser-deps web-deps lab notebooks bench lock clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null || { \
@@ -42,8 +42,22 @@ browser-deps:
 	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "error: the browser test needs Debian's chromium (apt-get install chromium)"; exit 1; fi; }
 
+# onnxruntime-web for Chapter 9's live model: fetched from npm at build time, never committed
+# (as root with apt, Debian's nodejs and npm are installed when missing).
+ORT_WEB := onnxruntime-web@1.30.0
+ORT_FILES := ort.wasm.min.js ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm
+web-deps: $(addprefix book/_static/ort/,$(ORT_FILES))
+$(addprefix book/_static/ort/,$(ORT_FILES)) &:
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; \
+	  else echo "error: Chapter 9's live model needs npm (apt-get install nodejs npm)"; exit 1; fi; }
+	npm install --silent --no-save --no-audit --no-fund --ignore-scripts --prefix .npm $(ORT_WEB)
+	mkdir -p book/_static/ort
+	cp $(addprefix .npm/node_modules/onnxruntime-web/dist/,$(ORT_FILES)) book/_static/ort/
+
 # The HTML book, from the outputs committed in the notebooks (no data needed); any warning fails the build.
-book: $(STAMP)
+book: $(STAMP) web-deps
 	$(BIN)/jupyter-book build . -W -n --keep-going --all
 
 # The package's code and the notebooks' code, in the column width the book shows.
@@ -84,4 +98,4 @@ lock: $(STAMP)
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e ' > requirements-lock.txt
 
 clean:
-	rm -rf _build .jupyter_cache
+	rm -rf _build .jupyter_cache .npm book/_static/ort

@@ -61,8 +61,15 @@ def write_idx(folder: Path, compressed: bool = True, truncate: str | None = None
 @contextlib.contextmanager
 def serve_directory(folder: Path):
     """Serve ``folder`` over HTTP on loopback for the duration of the block; yields the base URL."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        # as a static host serves them: module scripts must be JavaScript, WebAssembly its own type
+        extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+                          ".mjs": "text/javascript", ".wasm": "application/wasm"}
+
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Handler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 RESULTS = ROOT / "notebooks" / "results"  # the tests' fixtures point repo_root() elsewhere
 PAGES = sorted((ROOT / "book").glob("*.md"))
-CHAPTERS = ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
+CHAPTERS = ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12"]
 
 
 def load_notebook(path: Path) -> dict:

@@ -107,3 +107,22 @@ def test_threshold_search_map_marks_the_best_pair_within_the_budget():
     with pytest.raises(ValueError, match="exactly two thresholds"):
         two_exits = ExitRecord(record.exit_logits[:2], record.confidence_logits[:1], record.labels)
         plots.threshold_search_map(search_thresholds(two_exits, "max_softmax", (1.0, 2.0), count=5), 2.5)
+
+
+def test_seed_errorbar_marks_the_mean_with_bars_to_the_extremes():
+    fig, ax = plt.subplots()
+    plots.seed_errorbar(ax, [1.0, 2.0, 3.0], [90.0, 91.0, 95.0], "static", marker="s")
+    line = ax.lines[0]
+    assert list(line.get_xdata()) == [2.0] and list(line.get_ydata()) == pytest.approx([92.0])
+    bars = [segment for collection in ax.collections for segment in collection.get_segments()]
+    spans = sorted((float(s[:, 0].min()), float(s[:, 0].max()), float(s[:, 1].min()), float(s[:, 1].max()))
+                   for s in bars)
+    assert (1.0, 3.0, 92.0, 92.0) in spans and (2.0, 2.0, 90.0, 95.0) in spans
+    with pytest.raises(ValueError, match="as many x as y"):
+        plots.seed_errorbar(ax, [1.0], [1.0, 2.0], "bad")
+
+
+def test_seed_errorbar_takes_identical_values_whose_mean_rounds_off():
+    fig, ax = plt.subplots()
+    plots.seed_errorbar(ax, [1.424920] * 3, [0.1, 0.2, 0.7], "same cost")  # mean(x) may round below min(x)
+    assert list(ax.lines[0].get_xdata()) == pytest.approx([1.424920])  # drawn, no negative-bar error

@@ -32,6 +32,10 @@ def test_measure_speed_counts_who_reaches_each_stage(channels):
         assert len(row.stages) == len(channels) and len(row.full.samples) == 3
         expected = [sum(r * t.samples[i] for r, t in zip(row.reach, row.stages)) for i in range(3)]
         assert list(row.stage_sum.samples) == pytest.approx(expected)
+        assert list(row.versus_estimate.samples) == pytest.approx([e / t for e, t in
+                                                                  zip(expected, row.early_exit.samples)])
+        assert list(row.masked_speedup.samples) == pytest.approx([f / m for f, m in
+                                                                 zip(row.full.samples, row.masked.samples)])
         assert row.flops_ideal > 1.0
         table = speed_table([row])._repr_markdown_().splitlines()
         assert table[0].startswith("| batch | exit early") and table[2].startswith("| 16 |")

@@ -116,3 +116,18 @@ def test_a_seed_tolerance_is_a_multiple_of_the_spread_with_a_floor():
 def test_bad_inputs_are_refused_by_name(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_the_auroc_difference_is_paired_and_its_interval_excludes_zero_only_for_a_real_gap():
+    from earlyexit.stats import auroc_difference
+
+    g = torch.Generator().manual_seed(0)
+    right = torch.rand(2000, generator=g) < 0.8
+    informative = right.double() + torch.randn(2000, generator=g)
+    noise = torch.randn(2000, generator=g)
+    gap = auroc_difference(informative, noise, right, resamples=100)
+    assert gap.measurable and gap.low > 0 and gap.estimate == pytest.approx(auroc(informative, right)
+                                                                            - auroc(noise, right))
+    assert not auroc_difference(informative, informative + 1e-9 * noise, right, resamples=100).measurable
+    with pytest.raises(ValueError, match="one score of each kind per sample"):
+        auroc_difference(informative[:10], noise, right)

@@ -107,3 +107,17 @@ def test_speedup_needs_timings_and_time_interleaved_callables():
         speedup([1.0], Timing((1.0,)))
     with pytest.raises(TypeError, match=r"candidates\['a'\] must be a callable"):
         time_interleaved({"a": 3}, repeats=1)
+
+
+def test_torch_threads_sets_and_restores_the_count():
+    import torch
+
+    from earlyexit.timing import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="count must be an int >= 1"):
+        with torch_threads(0):
+            pass

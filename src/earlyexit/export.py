@@ -1,9 +1,14 @@
-"""Early exit as a deployable artifact: ``torch.export``, ONNX, and ONNX Runtime (Chapter 8).
+"""Early exit as a deployable artifact: ``torch.export``, ONNX, and ONNX Runtime (Chapters 8-9).
 
 :class:`EarlyExitModule` wraps the routing core of :mod:`earlyexit.inference` (the same code
 ``route_batch`` runs) in an ``nn.Module`` with the exit rule baked in. That code has no
 Python branch on data, so ``torch.export`` captures the per-sample routing (``NonZero``,
 gathers and scatters in the ONNX graph) with a dynamic batch dimension.
+
+For one image at a time (Chapter 9) no routing is needed: :class:`FirstStage` and
+:class:`SecondStage` are the two halves of a two-exit network, exported as two graphs with
+the branch in the caller, and :class:`OneImageEarlyExit` is one graph with the branch
+inside (``torch.cond``, an ONNX ``If`` node).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .exits import ExitRule
+from .exits import ExitRule, exit_decision, exit_scores
 from .inference import EarlyExitResult, check_finite_images, model_stages, route_stages
 from .models import IMAGE_SHAPE, EarlyExitCNN
 
@@ -30,6 +35,8 @@ class EarlyExitModule(nn.Module):
     (a graph cannot raise a readable error): validate first, as
     :func:`run_session` does.
     """
+
+    output_names = ("logits", "exit_number")
 
     def __init__(self, model: EarlyExitCNN, rule: ExitRule) -> None:
         super().__init__()
@@ -45,6 +52,8 @@ class EarlyExitModule(nn.Module):
 class FullNetwork(nn.Module):
     """The plain network without early exit: every block, then the last exit's head."""
 
+    output_names = ("logits",)
+
     def __init__(self, model: EarlyExitCNN) -> None:
         super().__init__()
         self.model = model.eval()
@@ -53,25 +62,106 @@ class FullNetwork(nn.Module):
         return self.model.final_logits(images)
 
 
+def _two_exits(model: EarlyExitCNN) -> EarlyExitCNN:
+    if model.num_exits != 2:
+        raise ValueError(f"the two stages need a two-exit network, got {model.num_exits} exits")
+    return model.eval()
+
+
+class FirstStage(nn.Module):
+    """Block 1 and exit 1: exit 1's logits, each image's exit score under ``criterion``, and block 1's
+    features (what :class:`SecondStage` takes). The exit decision is left to the caller."""
+
+    output_names = ("logits", "score", "features")
+
+    def __init__(self, model: EarlyExitCNN, criterion: str = "max_softmax") -> None:
+        super().__init__()
+        self.model, self.criterion = _two_exits(model), criterion
+        self.head = model_stages(model, criterion)[1][0]
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        features = self.model.blocks[0](images)
+        logits, confidence = self.head(features)
+        return logits, exit_scores(self.criterion, logits, confidence), features
+
+
+class SecondStage(nn.Module):
+    """Block 2 and exit 2, from block 1's features."""
+
+    input_names = ("features",)
+    output_names = ("logits",)
+
+    def __init__(self, model: EarlyExitCNN) -> None:
+        super().__init__()
+        self.model = _two_exits(model)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.model.exits[1](self.model.blocks[1](features))
+
+
+class OneImageEarlyExit(nn.Module):
+    """Early exit for a batch of exactly one image, as one graph with a branch inside.
+
+    ``torch.cond`` takes one predicate for the whole batch, which for one image is that
+    image's own exit decision: the graph runs block 2 only when the image goes on (an ONNX
+    ``If`` node). ``forward(images) -> (logits, exit_number)``, as :class:`EarlyExitModule`.
+    """
+
+    output_names = ("logits", "exit_number")
+
+    def __init__(self, model: EarlyExitCNN, rule: ExitRule) -> None:
+        super().__init__()
+        rule.check(model.num_exits)
+        if rule.criterion is None:
+            raise ValueError("the one-image graph needs a rule with a score (a ThresholdRule)")
+        self.first, self.second = FirstStage(model, rule.criterion), SecondStage(model)
+        self.threshold = rule.threshold_at(0)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, score, features = self.first(images)
+        leave = exit_decision(score, self.threshold)[0]
+
+        def early(logits, features):
+            return logits.clone(), torch.ones(1, dtype=torch.long)
+
+        def deep(logits, features):
+            return self.second(features), torch.full((1,), 2, dtype=torch.long)
+
+        return torch.cond(leave, early, deep, (logits, features))
+
+
 def export_program(module: nn.Module, example_batch: int = 8) -> torch.export.ExportedProgram:
     """``torch.export`` with a dynamic batch dimension (any batch size from 0 up)."""
     example = torch.zeros(example_batch, *IMAGE_SHAPE)
     return torch.export.export(module, (example,), dynamic_shapes={"images": {0: torch.export.Dim("batch")}})
 
 
-def export_onnx(module: nn.Module, path: str | Path, example_batch: int = 8) -> Path:
-    """Export ``module`` to an ONNX file with the dynamo exporter (``torch.onnx.export(dynamo=True)``), quietly."""
+def export_onnx(module: nn.Module, path: str | Path, example_batch: int = 8, dynamic_batch: bool = True) -> Path:
+    """Export ``module`` to an ONNX file with the dynamo exporter (``torch.onnx.export(dynamo=True)``), quietly.
+
+    Inputs and outputs are named by the module's ``input_names`` (default: "images") and
+    ``output_names``. A :class:`SecondStage` takes block 1's features; every other module
+    takes images. ``dynamic_batch=False`` fixes the batch size to ``example_batch``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.zeros(example_batch, *IMAGE_SHAPE)
-    outputs = ["logits", "exit_number"] if isinstance(module, EarlyExitModule) else ["logits"]
+    inputs = list(getattr(module, "input_names", ("images",)))
+    shape = IMAGE_SHAPE if inputs == ["images"] else _features_shape(module)
+    example = torch.zeros(example_batch, *shape)
+    dynamic = {inputs[0]: {0: torch.export.Dim("batch")}} if dynamic_batch else None
     quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
     with warnings.catch_warnings(), quiet[0], quiet[1]:
         warnings.simplefilter("ignore")  # the exporter's progress lines and notes are not the lesson
-        program = torch.onnx.export(module, (example,), dynamo=True, input_names=["images"], output_names=outputs,
-                                    dynamic_shapes={"images": {0: torch.export.Dim("batch")}})
+        program = torch.onnx.export(module, (example,), dynamo=True, input_names=inputs,
+                                    output_names=list(module.output_names), dynamic_shapes=dynamic)
     program.save(str(path))
     return path
+
+
+def _features_shape(module: nn.Module) -> tuple[int, ...]:
+    """The shape of one image's block-1 features, for a module that takes them."""
+    with torch.no_grad():
+        return tuple(module.model.blocks[0](torch.zeros(1, *IMAGE_SHAPE)).shape[1:])
 
 
 def session(path: str | Path, threads: int = 1, optimization: str = "all", profile: bool = False):

@@ -273,3 +273,15 @@ def threshold_search_map(search: ThresholdSearch, budget: float, ax: Axes | None
     plt.colorbar(image, ax=ax, label="validation accuracy (%)")
     ax.legend(fontsize="small", loc="upper left")
     return ax
+
+
+def seed_errorbar(ax: Axes, xs: Sequence[float], ys: Sequence[float], label: str, marker: str = "o") -> Axes:
+    """One point at the mean of several seeds' (x, y), with bars from the lowest to the highest seed."""
+    xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    if xs.shape != ys.shape or xs.size == 0:
+        raise ValueError(f"need as many x as y values (at least one), got {xs.size} and {ys.size}")
+    x, y = xs.mean(), ys.mean()
+    spread = lambda v, m: [[max(m - v.min(), 0.0)], [max(v.max() - m, 0.0)]]  # noqa: E731 - rounding
+    ax.errorbar([x], [y], xerr=spread(xs, x), yerr=spread(ys, y),
+                marker=marker, markersize=9, linestyle="none", capsize=3, label=label)
+    return ax

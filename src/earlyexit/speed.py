@@ -37,6 +37,12 @@ BATCH_SIZES = (1, 16, 256, 1024)  # one image, a small server batch, a large one
 MIN_TIMED_IMAGES = 256  # fewer images per round give an unstable exit share
 
 
+def threads_for(batch_size: int) -> int:
+    """The torch thread count the book times eager PyTorch with: one for a single image, two for a
+    batch. On a single image a second thread has too little work to split (Chapter 7 times both)."""
+    return 1 if check_int("batch_size", batch_size) == 1 else 2
+
+
 def timing_sample(images: torch.Tensor, batch_size: int, seed: int = 0) -> torch.Tensor:
     """The images one timed round uses at ``batch_size``: a seeded random sample of ``images``,
     at least 256 and one whole batch (the sample for a larger batch extends the smaller one)."""
@@ -116,6 +122,17 @@ class SpeedRow:
     def measured(self) -> Ratio:
         """Speedup of early exit (routing) over the full network, with its interval."""
         return speedup(self.full, self.early_exit)
+
+    @property
+    def masked_speedup(self) -> Ratio:
+        """Speedup of computing everything then masking over the full network."""
+        return speedup(self.full, self.masked)
+
+    @property
+    def versus_estimate(self) -> Ratio:
+        """Measured early exit against the stage-sum estimate: above 1, routing ran faster than the
+        estimate; below 1, gathering, scattering and deciding cost time the estimate leaves out."""
+        return speedup(self.stage_sum, self.early_exit)
 
     @property
     def stage_sum(self) -> Timing:

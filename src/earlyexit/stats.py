@@ -176,3 +176,23 @@ def seed_tolerance(values: Sequence[float], factor: float = 4.0, floor: float = 
         raise ValueError(f"a seed tolerance needs at least two seeds, got {len(values)}")
     factor = check_number("factor", factor, open_low=True)
     return max(factor * mean_and_sd(values)[1], check_number("floor", floor))
+
+
+def auroc_difference(scores_a: torch.Tensor, scores_b: torch.Tensor, positive: torch.Tensor,
+                     resamples: int = 200, seed: int = 0) -> Difference:
+    """AUROC of score a minus AUROC of score b for the same samples, with a paired bootstrap interval
+    (each resample draws samples with replacement and scores both on the same draw)."""
+    check_int("resamples", resamples)
+    positive = check_flags("positive", positive)
+    a, b = check_finite("scores_a", scores_a), check_finite("scores_b", scores_b)
+    if not len(a) == len(b) == len(positive):
+        raise ValueError(f"need one score of each kind per sample: {len(a)}, {len(b)} and {len(positive)}")
+    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    gaps = []
+    for _ in range(resamples):
+        rows = torch.randint(len(a), (len(a),), generator=generator)
+        gaps.append(auroc(a[rows], positive[rows]) - auroc(b[rows], positive[rows]))
+    low, high = torch.quantile(torch.tensor(gaps, dtype=torch.float64),
+                               torch.tensor([(1 - LEVEL) / 2, (1 + LEVEL) / 2], dtype=torch.float64))
+    return Difference(auroc(a, positive) - auroc(b, positive), float(low), float(high),
+                      f"paired bootstrap over samples, {resamples} resamples")

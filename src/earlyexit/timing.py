@@ -22,11 +22,12 @@ medians, a stated thread count) and interleave.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -201,6 +202,17 @@ def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int =
             sync()
             samples[name].append((time.perf_counter() - start) / inner)
     return {name: Timing(tuple(values)) for name, values in samples.items()}
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(count)``, and restore the previous count after it."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(check_int("count", count))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def machine_info() -> dict[str, str]:

@@ -26,8 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -42,7 +40,15 @@ from .evaluation import collect, exit_accuracies
 from .exits import exit_decision, learned_confidence, max_softmax
 from .losses import check_weights, confidence_loss
 from .models import FORUM_CHANNELS, EarlyExitCNN
-from .utils import check_int, check_number, default_device, repo_root, seed_everything
+from .utils import (
+    atomic_save,
+    check_int,
+    check_number,
+    default_device,
+    progress_enabled,
+    repo_root,
+    seed_everything,
+)
 
 REGIMES = ("joint", "masked", "learned")
 CACHE_FORMAT = 2  # bump when the training code changes what a configuration produces
@@ -61,7 +67,7 @@ class TrainConfig:
     exit_weights: tuple[float, ...] | None = None  # None: 1 for every exit
     confidence_weight: float = 1.0
     gate_threshold: float = 0.9
-    epochs: int = 3
+    epochs: int = 2
     batch_size: int = 128
     lr: float = 5e-3
     seed: int = 0
@@ -155,13 +161,6 @@ def training_loss(model: EarlyExitCNN, images: torch.Tensor, targets: torch.Tens
     return loss, stats
 
 
-def _progress_enabled(progress: bool | None) -> bool:
-    """Show progress bars unless told not to (``EARLYEXIT_PROGRESS=0``, set for committed notebooks)."""
-    if progress is not None:
-        return progress
-    return os.environ.get("EARLYEXIT_PROGRESS", "1") != "0"
-
-
 def train(config: TrainConfig, data: Splits, progress: bool | None = None,
           device: torch.device | str | None = None) -> TrainedModel:
     """Train a fresh model from ``config.seed``: Adam, one-cycle schedule."""
@@ -185,7 +184,7 @@ def train(config: TrainConfig, data: Splits, progress: bool | None = None,
     start = time.perf_counter()
     bar = tqdm(total=config.epochs * len(loader), unit="batch", mininterval=1.0,
                desc=f"{config.regime} seed {config.seed}",
-               disable=not _progress_enabled(progress))
+               disable=not progress_enabled(progress))
     for epoch in range(config.epochs):
         model.train()
         totals = {"loss": 0.0, "deep_fraction": 0.0, "confidence": 0.0}
@@ -219,18 +218,9 @@ def cache_path(config: TrainConfig, cache_dir: str | Path | None = None) -> Path
 
 def save_checkpoint(trained: TrainedModel, path: Path) -> None:
     """Write atomically: a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in trained.model.state_dict().items()}
-    payload = {"config": asdict(trained.config), "state_dict": state,
-               "history": trained.history, "train_seconds": trained.train_seconds}
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_save({"config": asdict(trained.config), "state_dict": state,
+                 "history": trained.history, "train_seconds": trained.train_seconds}, path)
 
 
 def load_checkpoint(config: TrainConfig, path: Path, num_classes: int = 10) -> TrainedModel:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import tempfile
 from pathlib import Path
 
 import torch
@@ -96,3 +97,23 @@ def check_finite(name: str, values: object) -> torch.Tensor:
     if bad:
         raise ValueError(f"{name} must hold finite numbers; {bad} of {len(tensor)} are NaN or infinite")
     return tensor
+
+
+def progress_enabled(progress: bool | None) -> bool:
+    """Show progress bars unless told not to (``EARLYEXIT_PROGRESS=0``, set for committed notebooks)."""
+    if progress is not None:
+        return progress
+    return os.environ.get("EARLYEXIT_PROGRESS", "1") != "0"
+
+
+def atomic_save(payload: object, path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename: a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(payload, file)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

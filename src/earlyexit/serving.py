@@ -1,0 +1,230 @@
+"""Serving one request at a time: sessions bound to fixed buffers, latency per request, and a queue (Chapter 9).
+
+* :class:`BoundSession` is an ONNX Runtime session for one image whose input and outputs
+  live in buffers bound once (ONNX Runtime's I/O binding): a call copies the image in and
+  runs, with no per-call allocation of inputs or outputs.
+* :class:`TwoStageServer` is early exit with the branch in the caller: the first stage
+  (block 1, exit 1 and the score) for every image, the second stage only for the images that
+  go on, reading the first stage's features from its output buffer without a copy.
+  :class:`OneGraphServer` runs any single graph (the full network, the one-image ``If``
+  graph, the routing graph) the same way, so that all of them pay the same call overhead.
+* :func:`request_latencies` times requests one by one, the servers interleaved request by
+  request; :func:`latency_summary` gives percentiles with bootstrap intervals.
+* :func:`simulate_queue` replays measured service times in a single-server queue with
+  random (Poisson) arrivals: what a service with a latency target would see under load.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .exits import check_threshold
+from .export import session
+from .models import IMAGE_SHAPE
+from .utils import check_finite, check_int, check_number
+
+ONE_IMAGE = (1, *IMAGE_SHAPE)
+
+
+def one_image(image: np.ndarray | torch.Tensor) -> np.ndarray:
+    """``image`` as a C-contiguous float32 array of shape (1, 1, 28, 28); a TypeError or ValueError otherwise."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array or a torch tensor, got {type(image).__name__}")
+    if image.dtype != np.float32:
+        raise TypeError(f"image must be float32 (the exported graph's input), got {image.dtype}: "
+                        "convert it with .astype(np.float32)")
+    if image.shape != ONE_IMAGE:
+        raise ValueError(f"a server takes one image of shape {ONE_IMAGE}, got {image.shape}")
+    if not np.isfinite(image).all():
+        raise ValueError("image contains NaN or infinite values")
+    return np.ascontiguousarray(image)
+
+
+class BoundSession:
+    """An ONNX Runtime session for batches of one, its input and outputs bound to fixed buffers.
+
+    ``session(image)`` copies ``image`` into the input buffer, runs, and returns the output
+    buffers by name (overwritten by the next call: copy what you keep).
+    """
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        self.session = session(path, threads=check_int("threads", threads))
+        self.binding = self.session.io_binding()
+        first = self.session.get_inputs()[0]
+        self.input = np.zeros([1] + [int(d) for d in first.shape[1:]], np.float32)
+        self.binding.bind_cpu_input(first.name, self.input)
+        self.outputs: dict[str, np.ndarray] = {}
+        for out in self.session.get_outputs():
+            dtype = np.int64 if "int64" in out.type else np.float32
+            shape = [1] + [int(d) if not isinstance(d, str) else 1 for d in out.shape[1:]]
+            self.outputs[out.name] = buffer = np.zeros(shape, dtype)
+            self.binding.bind_output(out.name, "cpu", 0, dtype, shape, buffer.ctypes.data)
+
+    def bind_input(self, buffer: np.ndarray) -> None:
+        """Read the input from ``buffer`` (e.g. another session's output) instead of the own input buffer."""
+        self.input = buffer
+        self.binding.bind_cpu_input(self.session.get_inputs()[0].name, buffer)
+
+    def run(self) -> dict[str, np.ndarray]:
+        """Run on whatever the input buffer holds."""
+        self.session.run_with_iobinding(self.binding)
+        return self.outputs
+
+    def __call__(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        np.copyto(self.input, image)
+        return self.run()
+
+
+class OneGraphServer:
+    """One exported graph, one image per call: ``server(image) -> (logits, exit number)``.
+
+    For the full network the exit number is that of the last exit, ``last_exit``.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 1, last_exit: int = 2, check: bool = True) -> None:
+        self.bound, self.last_exit, self.check = BoundSession(path, threads), last_exit, check
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, int]:
+        out = self.bound(one_image(image) if self.check else image)
+        exit_number = int(out["exit_number"][0]) if "exit_number" in out else self.last_exit
+        return out["logits"].copy(), exit_number
+
+
+class TwoStageServer:
+    """Early exit for one image with the branch in the caller: stage 1 always, stage 2 when the
+    image's score is not above ``threshold`` (float32, NaN goes on, as everywhere in the book)."""
+
+    def __init__(self, first: str | Path, second: str | Path, threshold: float, threads: int = 1,
+                 second_threads: int | None = None, check: bool = True) -> None:
+        self.first = BoundSession(first, threads)
+        self.second = BoundSession(second, threads if second_threads is None else second_threads)
+        self.second.bind_input(self.first.outputs["features"])  # stage 2 reads stage 1's buffer
+        self.threshold = np.float32(check_threshold(threshold))
+        self.check = check
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, int]:
+        out = self.first(one_image(image) if self.check else image)
+        if out["score"][0] > self.threshold:
+            return out["logits"].copy(), 1
+        return self.second.run()["logits"].copy(), 2
+
+
+def request_latencies(servers: dict[str, Callable[[np.ndarray], object]], images: Sequence[np.ndarray],
+                      warmup: int = 20, passes: int = 1) -> dict[str, np.ndarray]:
+    """Seconds per request for every server, request by request: each image goes to every server
+    in turn (the order rotates), so a slow moment of the machine hits them alike.
+
+    Returns one array per server, ``passes * len(images)`` long, in request order.
+    """
+    check_int("warmup", warmup, 0)
+    check_int("passes", passes)
+    if not servers or len(images) == 0:
+        raise ValueError("need at least one server and one image")
+    names = list(servers)
+    for name in names:
+        for image in images[:warmup]:
+            servers[name](image)
+    clock = time.perf_counter_ns
+    times: dict[str, list[int]] = {name: [] for name in names}
+    for p in range(passes):
+        for i, image in enumerate(images):
+            shift = (i + p) % len(names)
+            for name in names[shift:] + names[:shift]:
+                server = servers[name]
+                start = clock()
+                server(image)
+                times[name].append(clock() - start)
+    return {name: np.asarray(values, dtype=np.float64) * 1e-9 for name, values in times.items()}
+
+
+@dataclass(frozen=True)
+class Percentile:
+    """A latency percentile with a 95% bootstrap interval (seconds)."""
+
+    q: float
+    value: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.value * 1e6:.1f} µs ({self.low * 1e6:.1f}-{self.high * 1e6:.1f})"
+
+
+def latency_summary(latencies: np.ndarray, qs: Sequence[float] = (50, 90, 99), resamples: int = 1000,
+                    seed: int = 0) -> dict[str, Percentile | float]:
+    """Percentiles (with 95% bootstrap intervals over requests), the mean and the maximum of one server's latencies."""
+    values = check_finite("latencies", latencies).numpy()
+    if len(values) < 2:
+        raise ValueError("a latency summary needs at least two requests")
+    for q in qs:
+        check_number("q", q, 0.0, 100.0)
+    draws = np.random.default_rng(seed).choice(values, size=(check_int("resamples", resamples), len(values)))
+    summary: dict[str, Percentile | float] = {}
+    for q in qs:
+        low, high = np.percentile(np.percentile(draws, q, axis=1), [2.5, 97.5])
+        summary[f"p{q:g}"] = Percentile(q, float(np.percentile(values, q)), float(low), float(high))
+    summary["mean"], summary["max"] = float(values.mean()), float(values.max())
+    return summary
+
+
+def simulate_queue(service_times: np.ndarray, rate: float, requests: int = 20000, seed: int = 0) -> np.ndarray:
+    """Response times of a single server taking requests first come, first served, one at a time.
+
+    Requests arrive at random (exponential gaps, ``rate`` per second); each takes a service
+    time drawn from ``service_times`` (measured latencies). A request's response time is its
+    wait in the queue plus its service: what a client sees. Returns one per request.
+    """
+    service = check_finite("service_times", service_times).numpy()
+    rate = check_number("rate", rate, open_low=True)
+    rng = np.random.default_rng(check_int("seed", seed, 0))
+    arrivals = np.cumsum(rng.exponential(1.0 / rate, check_int("requests", requests)))
+    work = rng.choice(service, size=requests)
+    finish = np.empty(requests)
+    free = 0.0
+    for i in range(requests):  # Lindley's recursion: start when both the request and the server are there
+        free = max(free, arrivals[i]) + work[i]
+        finish[i] = free
+    return finish - arrivals
+
+
+@dataclass(frozen=True)
+class PercentileRatio:
+    """The q-th percentile of one server's latencies over another's, with a 95% paired bootstrap interval."""
+
+    q: float
+    ratio: float
+    low: float
+    high: float
+
+    def verdict(self) -> str:
+        """"2.30x shorter (95% CI ...)", "1.20x longer (95% CI ...)" or "no measurable difference (...)"."""
+        if self.high < 1:
+            return f"{1 / self.ratio:.2f}x shorter (95% CI {1 / self.high:.2f}-{1 / self.low:.2f}x)"
+        if self.low > 1:
+            return f"{self.ratio:.2f}x longer (95% CI {self.low:.2f}-{self.high:.2f}x)"
+        return f"no measurable difference (95% CI {self.low:.2f}-{self.high:.2f}x)"
+
+
+def percentile_ratio(a: np.ndarray, b: np.ndarray, q: float, resamples: int = 1000,
+                     seed: int = 0) -> PercentileRatio:
+    """The q-th percentile of latencies ``a`` over that of ``b``, for requests served in pairs
+    (request i went to both servers): a paired bootstrap over requests gives the 95% interval."""
+    a, b = check_finite("a", a).numpy(), check_finite("b", b).numpy()
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"need the same requests on both sides (at least two), got {len(a)} and {len(b)}")
+    if (a <= 0).any() or (b <= 0).any():
+        raise ValueError("latencies must be > 0")
+    q = check_number("q", q, 0.0, 100.0)
+    rows = np.random.default_rng(check_int("seed", seed, 0)).integers(
+        0, len(a), (check_int("resamples", resamples), len(a)))
+    ratios = np.percentile(a[rows], q, axis=1) / np.percentile(b[rows], q, axis=1)
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return PercentileRatio(q, float(np.percentile(a, q) / np.percentile(b, q)), float(low), float(high))

@@ -1,0 +1,258 @@
+"""A small decoder-only transformer with an exit after every layer (Part V), its training and cache.
+
+The model is nanoGPT's shape, small enough to read on one screen: token and position
+embeddings, pre-norm blocks (causal self-attention, then an MLP), one final norm and one LM
+head. The **exit after layer l** is that final norm and head applied to layer l's output:
+every exit shares them (as LayerSkip does), so an exit adds no parameters.
+
+Attention keeps a **KV cache**: each layer stores the keys and values of the positions it has
+seen, so generating a token processes one position instead of the whole sequence.
+:class:`KVCache` holds them, layer by layer, and can be cut back (speculative decoding
+rejects drafted tokens). A layer's cache can also *lag* behind the sequence, which is
+exactly the missing-KV problem of per-token early exit (:mod:`earlyexit.decoding`).
+
+:func:`train_lm` trains with the **early-exit loss**: the weighted sum of every exit's
+cross-entropy. :func:`train_lm_cached` caches the result under ``.cache/`` like the CNNs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.std import tqdm
+
+from .text import VOCAB, TextSplits
+from .utils import atomic_save, check_int, check_number, progress_enabled, repo_root, seed_everything
+
+LM_CACHE_FORMAT = 1  # bump when the training code changes what a configuration produces
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """Everything that determines a trained model; its hash names the checkpoint."""
+
+    layers: int = 6
+    width: int = 64
+    heads: int = 4
+    context: int = 48
+    exit_weights: tuple[float, ...] | None = None  # None: 1 for every layer
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 5e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("layers", "width", "heads", "context", "steps", "batch_size"):
+            check_int(name, getattr(self, name))
+        check_int("seed", self.seed, 0)
+        if self.width % self.heads:
+            raise ValueError(f"width ({self.width}) must be a multiple of heads ({self.heads})")
+        check_number("lr", self.lr, open_low=True)
+        weights = (1.0,) * self.layers if self.exit_weights is None else tuple(self.exit_weights)
+        if len(weights) != self.layers:
+            raise ValueError(f"exit_weights needs one weight per layer ({self.layers}), got {len(weights)}")
+        weights = tuple(check_number(f"exit_weights[{i}]", w) for i, w in enumerate(weights))
+        if not any(weights):
+            raise ValueError("at least one exit weight must be above 0")
+        object.__setattr__(self, "exit_weights", weights)
+
+    def key(self) -> str:
+        text = json.dumps({"format": LM_CACHE_FORMAT, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class KVCache:
+    """Keys and values per layer, each (1, heads, positions, head size); a layer's length may lag."""
+
+    def __init__(self, layers: int) -> None:
+        self.keys: list[torch.Tensor | None] = [None] * layers
+        self.values: list[torch.Tensor | None] = [None] * layers
+
+    def length(self, layer: int) -> int:
+        k = self.keys[layer]
+        return 0 if k is None else k.shape[2]
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add positions to a layer; return all of that layer's keys and values."""
+        if self.keys[layer] is not None:
+            k, v = torch.cat([self.keys[layer], k], 2), torch.cat([self.values[layer], v], 2)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+    def truncate(self, length: int) -> None:
+        """Forget every position from ``length`` on, in every layer."""
+        for layer in range(len(self.keys)):
+            if self.keys[layer] is not None:
+                self.keys[layer] = self.keys[layer][:, :, :length]
+                self.values[layer] = self.values[layer][:, :, :length]
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention that reads and extends a layer's KV cache."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        b, t, c = x.shape
+        q, k, v = (z.view(b, t, self.heads, c // self.heads).transpose(1, 2) for z in self.qkv(x).split(c, 2))
+        if cache is None:  # the whole sequence at once (training)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            past = cache.length(layer)
+            k, v = cache.append(layer, k, v)
+            # new position i (absolute past + i) sees every key up to and including itself;
+            # a single new position sees them all, and needs no mask
+            mask = None if t == 1 else torch.arange(past + t)[None, :] <= torch.arange(past, past + t)[:, None]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out(y.transpose(1, 2).reshape(b, t, c))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attention(norm(x)), then x + MLP(norm(x))."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.norm1, self.attention = nn.LayerNorm(width), Attention(width, heads)
+        self.norm2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attention(self.norm1(x), cache, layer)
+        return x + self.mlp(self.norm2(x))
+
+
+class EarlyExitLM(nn.Module):
+    """A character-level language model with an exit after every layer, all exits sharing one head."""
+
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.token = nn.Embedding(len(VOCAB), config.width)
+        self.position = nn.Embedding(config.context, config.width)
+        self.blocks = nn.ModuleList(Block(config.width, config.heads) for _ in range(config.layers))
+        self.norm = nn.LayerNorm(config.width)
+        self.head = nn.Linear(config.width, len(VOCAB), bias=False)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.blocks)
+
+    def embed(self, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Token plus position embeddings of ``ids`` (batch, time), the first at position ``start``."""
+        if start + ids.shape[1] > self.config.context:
+            raise ValueError(f"positions {start} to {start + ids.shape[1] - 1} exceed the context "
+                             f"of {self.config.context}")
+        return self.token(ids) + self.position(torch.arange(start, start + ids.shape[1]))
+
+    def exit_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The shared exit: final norm and LM head, applied to any layer's output."""
+        return self.head(self.norm(hidden))
+
+    def forward(self, ids: torch.Tensor) -> list[torch.Tensor]:
+        """Every exit's logits for every position: a list of (batch, time, vocab), one per layer."""
+        x = self.embed(ids)
+        outs = []
+        for block in self.blocks:
+            x = block(x)
+            outs.append(self.exit_logits(x))
+        return outs
+
+
+def early_exit_loss(exit_logits: list[torch.Tensor], targets: torch.Tensor,
+                    weights: tuple[float, ...]) -> torch.Tensor:
+    """Weighted sum over layers of each exit's mean next-token cross-entropy."""
+    return sum(w * F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+               for w, logits in zip(weights, exit_logits) if w)
+
+
+@dataclass
+class TrainedLM:
+    model: EarlyExitLM
+    config: LMConfig
+    losses: list[float] = field(default_factory=list)
+    train_seconds: float = 0.0
+    from_cache: bool = False
+
+
+def train_lm(config: LMConfig, data: TextSplits, progress: bool | None = None) -> TrainedLM:
+    """AdamW with a cosine schedule, on random windows of the training text."""
+    seed_everything(config.seed)
+    model = EarlyExitLM(config)
+    generator = torch.Generator().manual_seed(config.seed)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps)
+    tokens, window = data.train, config.context + 1
+    losses, start = [], time.perf_counter()
+    bar = tqdm(total=config.steps, unit="step", mininterval=1.0, desc=f"LM seed {config.seed}",
+               disable=not progress_enabled(progress))
+    model.train()
+    for _ in range(config.steps):
+        starts = torch.randint(len(tokens) - window, (config.batch_size,), generator=generator)
+        batch = torch.stack([tokens[s:s + window] for s in starts.tolist()])
+        loss = early_exit_loss(model(batch[:, :-1]), batch[:, 1:], config.exit_weights)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+        bar.update()
+    bar.close()
+    return TrainedLM(model.eval(), config, losses, time.perf_counter() - start)
+
+
+def lm_cache_path(config: LMConfig, cache_dir: str | Path | None = None) -> Path:
+    folder = Path(cache_dir) if cache_dir is not None else repo_root() / ".cache" / "models"
+    return folder / f"lm-{config.key()}.pt"
+
+
+def train_lm_cached(config: LMConfig, data: TextSplits, progress: bool | None = None,
+                    cache_dir: str | Path | None = None) -> TrainedLM:
+    """Load ``config``'s model from the cache, or train it and store it; retrain a corrupt file."""
+    path = lm_cache_path(config, cache_dir)
+    if path.exists():
+        try:
+            payload = torch.load(path, weights_only=True)
+            if LMConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in payload["config"].items()}) \
+                    != config:
+                raise ValueError("another configuration")
+            model = EarlyExitLM(config)
+            model.load_state_dict(payload["state_dict"])
+            return TrainedLM(model.eval(), config, payload["losses"], payload["train_seconds"], True)
+        except Exception as error:  # a corrupt or foreign file is replaced, never trusted
+            warnings.warn(f"ignoring unreadable checkpoint {path.name} ({type(error).__name__}); retraining",
+                          stacklevel=2)
+    trained = train_lm(config, data, progress)
+    atomic_save({"config": asdict(config), "state_dict": trained.model.state_dict(), "losses": trained.losses,
+                 "train_seconds": trained.train_seconds}, path)
+    return trained
+
+
+@torch.no_grad()
+def exit_accuracy(model: EarlyExitLM, tokens: torch.Tensor, kinds: torch.Tensor, num_kinds: int) -> torch.Tensor:
+    """Next-token accuracy of every exit on held-out text, per kind of the predicted token:
+    a (layers, kinds) tensor. The text is read in windows of the model's context."""
+    context = model.config.context
+    right = torch.zeros(model.num_layers, num_kinds)
+    count = torch.zeros(num_kinds)
+    for start in range(0, len(tokens) - 1, context):
+        window = tokens[start:start + context + 1]
+        if len(window) < 2:
+            break
+        targets, target_kinds = window[1:], kinds[start + 1:start + len(window)]
+        for layer, logits in enumerate(model(window[None, :-1])):
+            hits = (logits[0].argmax(-1) == targets).float()
+            right[layer] += torch.bincount(target_kinds, weights=hits, minlength=num_kinds)
+        count += torch.bincount(target_kinds, minlength=num_kinds).float()
+    return right / count.clamp(min=1)

@@ -1,0 +1,87 @@
+"""The early-exit transformer: every exit shares the head, cached attention equals full attention,
+training lowers the early-exit loss, and the checkpoint cache returns the same model."""
+
+import pytest
+import torch
+
+from earlyexit.text import KINDS, make_splits
+from earlyexit.transformer import (
+    EarlyExitLM,
+    KVCache,
+    LMConfig,
+    early_exit_loss,
+    exit_accuracy,
+    train_lm,
+    train_lm_cached,
+)
+
+TINY = dict(layers=2, width=16, heads=2, context=24, steps=30, batch_size=8)
+
+
+def test_every_exit_is_the_shared_head_on_its_layer():
+    torch.manual_seed(0)
+    model = EarlyExitLM(LMConfig(**TINY)).eval()
+    ids = torch.randint(0, 14, (2, 10))
+    outs = model(ids)
+    x = model.embed(ids)
+    for block, out in zip(model.blocks, outs):
+        x = block(x)
+        torch.testing.assert_close(out, model.head(model.norm(x)))
+    assert sum(p.numel() for p in model.parameters()) == sum(
+        p.numel() for name, p in model.named_parameters() if not name.startswith("exit"))
+
+
+def test_attention_with_a_cache_equals_attention_over_the_whole_sequence():
+    torch.manual_seed(1)
+    model = EarlyExitLM(LMConfig(**TINY)).double().eval()
+    ids = torch.randint(0, 14, (1, 12))
+    whole = model(ids)[-1]
+    cache = KVCache(2)
+    parts, start = [], 0
+    for size in (5, 1, 3, 1, 2):  # a prompt, then single tokens and a block of several
+        x = model.embed(ids[:, start:start + size], start)
+        for layer, block in enumerate(model.blocks):
+            x = block(x, cache, layer)
+        parts.append(model.exit_logits(x))
+        start += size
+    torch.testing.assert_close(torch.cat(parts, 1), whole)
+
+
+def test_training_lowers_the_loss_and_the_cache_returns_the_same_model(tmp_path):
+    data = make_splits(train_chains=200, held_out_chains=20)
+    config = LMConfig(**TINY)
+    trained = train_lm_cached(config, data, progress=False, cache_dir=tmp_path)
+    assert not trained.from_cache and sum(trained.losses[-5:]) < sum(trained.losses[:5])
+    again = train_lm_cached(config, data, progress=False, cache_dir=tmp_path)
+    assert again.from_cache
+    for a, b in zip(trained.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)
+    fresh = train_lm(config, data, progress=False)  # seeded: the same weights again
+    assert torch.equal(next(iter(fresh.model.state_dict().values())), next(iter(again.model.state_dict().values())))
+    accuracy = exit_accuracy(trained.model, data.held_out, data.held_out_kinds, len(KINDS))
+    assert accuracy.shape == (2, len(KINDS)) and ((accuracy >= 0) & (accuracy <= 1)).all()
+
+
+def test_the_early_exit_loss_weighs_every_exit():
+    logits = [torch.zeros(1, 3, 14), torch.zeros(1, 3, 14)]
+    targets = torch.zeros(1, 3, dtype=torch.long)
+    one = early_exit_loss(logits, targets, (1.0, 0.0))
+    assert early_exit_loss(logits, targets, (1.0, 1.0)) == pytest.approx(2 * float(one))
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(width=30, heads=4), "multiple of heads"),
+    (dict(layers=2, exit_weights=(1.0,)), "one weight per layer"),
+    (dict(layers=2, exit_weights=(0.0, 0.0)), "at least one exit weight"),
+    (dict(steps=0), "steps must be an int >= 1"),
+    (dict(lr=0.0), "lr must be a finite number > 0"),
+])
+def test_bad_configurations_fail_clearly(settings, message):
+    with pytest.raises(ValueError, match=message):
+        LMConfig(**settings)
+
+
+def test_positions_beyond_the_context_are_refused():
+    model = EarlyExitLM(LMConfig(**TINY))
+    with pytest.raises(ValueError, match="exceed the context of 24"):
+        model.embed(torch.zeros(1, 5, dtype=torch.long), start=20)
