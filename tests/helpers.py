@@ -3,6 +3,7 @@ with spread-out exit scores, and thresholds that no rounding difference can flip
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
 import gzip
@@ -117,3 +118,18 @@ def assert_same_result(a, b, atol: float) -> None:
     assert torch.equal(a.predictions.cpu(), b.predictions.cpu())
     assert torch.equal(a.exit_number.cpu(), b.exit_number.cpu())
     torch.testing.assert_close(a.logits.cpu(), b.logits.cpu(), rtol=0, atol=atol)
+
+
+def glued_texts(notebook: dict) -> dict[str, str]:
+    """Every text a notebook glued, by key."""
+    texts = {}
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            plain = output.get("data", {}).get("application/papermill.record/text/plain")
+            if name and plain:
+                try:
+                    texts[name] = str(ast.literal_eval("".join(plain)))
+                except (ValueError, SyntaxError):
+                    texts[name] = "".join(plain)
+    return texts

@@ -131,3 +131,22 @@ def test_the_auroc_difference_is_paired_and_its_interval_excludes_zero_only_for_
     assert not auroc_difference(informative, informative + 1e-9 * noise, right, resamples=100).measurable
     with pytest.raises(ValueError, match="one score of each kind per sample"):
         auroc_difference(informative[:10], noise, right)
+
+
+def test_words_follow_the_verdict_and_flip_with_it():
+    above = Difference(0.02, 0.01, 0.03, "Welch")
+    below = Difference(-0.02, -0.03, -0.01, "Welch")
+    inside = Difference(0.01, -0.01, 0.03, "Welch")
+    say = ("better", "worse", "no difference")
+    assert [d.words(*say) for d in (above, below, inside)] == list(say)
+    assert [d.direction for d in (above, below, inside)] == [1, -1, 0]
+    # a doctored result whose interval just reaches zero must not be told as a gain
+    assert Difference(0.02, 0.0, 0.04, "Welch").words(*say) == "no difference"
+
+
+def test_in_words_refuses_a_direction_that_is_not_a_sign():
+    from earlyexit.utils import in_words
+
+    assert in_words(0, "a", "b", "c") == "c"
+    with pytest.raises(ValueError, match="direction must be -1, 0 or \\+1"):
+        in_words(2, "a", "b", "c")

@@ -121,3 +121,10 @@ def test_torch_threads_sets_and_restores_the_count():
     with pytest.raises(ValueError, match="count must be an int >= 1"):
         with torch_threads(0):
             pass
+
+
+def test_ratio_words_follow_the_verdict_so_a_slowdown_is_never_told_as_a_speedup():
+    say = ("faster", "slower", "no difference")
+    assert Ratio((2.1, 2.2, 2.3)).words(*say) == "faster"
+    assert Ratio((0.7, 0.8, 0.9)).words(*say) == "slower"  # a doctored slowdown
+    assert Ratio((0.9, 1.0, 1.2)).words(*say) == "no difference"

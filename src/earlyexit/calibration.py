@@ -12,11 +12,7 @@ import torch
 from .utils import check_finite, check_flags, check_int
 
 
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, steps: int = 100) -> float:
-    """Temperature scaling (Guo et al., 2017): the T > 0 that minimises the
-    NLL of ``softmax(logits / T)``. Fit it on validation logits.
-    """
-    check_int("steps", steps)
+def _check_logits_and_labels(logits: torch.Tensor, labels: torch.Tensor) -> None:
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not isinstance(labels, torch.Tensor) \
             or len(logits) != len(labels) or len(labels) == 0:
         raise ValueError("expected (N, classes) logits and N >= 1 labels, got "
@@ -25,6 +21,15 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, steps: int = 100
     if labels.dtype != torch.long or int(labels.min()) < 0 or int(labels.max()) >= logits.shape[1]:
         raise ValueError(f"labels must be int64 class indices in [0, {logits.shape[1] - 1}], "
                          f"got dtype {labels.dtype}, range {int(labels.min())} to {int(labels.max())}")
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor,
+                    steps: int = 100) -> float:
+    """Temperature scaling (Guo et al., 2017): the T > 0 that minimises the
+    NLL of ``softmax(logits / T)``. Fit it on validation logits.
+    """
+    check_int("steps", steps)
+    _check_logits_and_labels(logits, labels)
     log_t = torch.zeros((), requires_grad=True)  # T = exp(log_t) stays positive
     logits, labels = logits.detach().float(), labels.detach()
     optimiser = torch.optim.LBFGS([log_t], lr=0.1, max_iter=steps,

@@ -148,43 +148,53 @@ def _project_kv(block: torch.nn.Module, hidden: torch.Tensor, kv: KVCache, layer
 
 
 @torch.no_grad()
-def speculative_generate(model: EarlyExitLM, prompt: torch.Tensor, steps: int, draft_layers: int,
-                         k: int, stop_below: float | None = None) -> tuple[list[int], DecodeStats]:
-    """Self-speculative greedy decoding: the same tokens as :func:`greedy`, in fewer full passes.
+def speculative_generate(model: EarlyExitLM, prompt: torch.Tensor,
+                         steps: int, draft_layers: int, k: int,
+                         stop_below: float | None = None
+                         ) -> tuple[list[int], DecodeStats]:
+    """Self-speculative greedy decoding: the same tokens as :func:`greedy`,
+    in fewer full passes.
 
-    With ``stop_below``, a round stops drafting after a draft whose max softmax is not above
-    it (the draft is unsure: the next ones would likely be rejected), so rounds draft up to
-    ``k`` tokens.
+    With ``stop_below``, a round stops drafting after a draft whose max
+    softmax is not above it (the draft is unsure: the next ones would likely
+    be rejected), so rounds draft up to ``k`` tokens.
     """
     layers = model.num_layers
     check_int("draft_layers", draft_layers)
     check_int("k", k)
-    stop = None if stop_below is None else check_threshold(stop_below, "stop_below")
+    stop = None if stop_below is None else check_threshold(stop_below,
+                                                           "stop_below")
     if draft_layers >= layers:
-        raise ValueError(f"draft_layers must be fewer than the model's {layers} layers, got {draft_layers}")
+        raise ValueError(f"draft_layers must be fewer than the model's "
+                         f"{layers} layers, got {draft_layers}")
     ids = _check_prompt(model, prompt, steps).tolist()
     goal = len(ids) + steps
     full, draft, stats = KVCache(layers), KVCache(draft_layers), DecodeStats()
     while len(ids) < goal:
-        # Draft: catch the draft cache up with the sequence, then k tokens through the first layers.
+        # Draft: catch the draft cache up with the sequence, then k tokens
+        # through the first layers.
         drafted = []
         for _ in range(min(k, goal - len(ids))):
             sequence = ids + drafted
             start = draft.length(0)
-            x = _layers(model, model.embed(torch.tensor([sequence[start:]]), start), draft, 0, draft_layers)
+            x = model.embed(torch.tensor([sequence[start:]]), start)
+            x = _layers(model, x, draft, 0, draft_layers)
             stats.layer_positions += draft_layers * (len(sequence) - start)
             stats.passes += 1
             logits = model.exit_logits(x[0, -1])
             drafted.append(int(logits.argmax()))
             if stop is not None and not float(logits.softmax(-1).max()) > stop:
                 break
-        # Verify: every undone position and every draft through the full model, in one pass.
+        # Verify: every undone position and every draft through the full
+        # model, in one pass.
         start = full.length(0)
         pending = ids[start:] + drafted
-        x = _layers(model, model.embed(torch.tensor([pending]), start), full, 0, layers)
+        x = model.embed(torch.tensor([pending]), start)
+        x = _layers(model, x, full, 0, layers)
         stats.layer_positions += layers * len(pending)
         stats.passes += 1
-        best = model.exit_logits(x[0]).argmax(-1).tolist()[len(pending) - len(drafted) - 1:]
+        first = len(pending) - len(drafted) - 1
+        best = model.exit_logits(x[0]).argmax(-1).tolist()[first:]
         accepted = 0
         while accepted < len(drafted) and drafted[accepted] == best[accepted]:
             accepted += 1

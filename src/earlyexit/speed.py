@@ -39,7 +39,8 @@ MIN_TIMED_IMAGES = 256  # fewer images per round give an unstable exit share
 
 def threads_for(batch_size: int) -> int:
     """The torch thread count the book times eager PyTorch with: one for a single image, two for a
-    batch. On a single image a second thread has too little work to split (Chapter 7 times both)."""
+    batch. Chapter 7 times both counts: on a single image a second thread brings no measured
+    benefit, so the book keeps the second core free there."""
     return 1 if check_int("batch_size", batch_size) == 1 else 2
 
 
@@ -130,8 +131,9 @@ class SpeedRow:
 
     @property
     def versus_estimate(self) -> Ratio:
-        """Measured early exit against the stage-sum estimate: above 1, routing ran faster than the
-        estimate; below 1, gathering, scattering and deciding cost time the estimate leaves out."""
+        """How the measured early exit compares with the stage-sum estimate. Above 1, routing ran
+        faster than the estimate; below 1, gathering, scattering and deciding cost time the
+        estimate leaves out."""
         return speedup(self.stage_sum, self.early_exit)
 
     @property

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from scipy import stats as scipy_stats
 
-from .utils import check_finite, check_flags, check_int, check_number
+from .utils import check_finite, check_flags, check_int, check_number, in_words
 
 LEVEL = 0.95
 
@@ -54,6 +54,15 @@ class Difference:
     @property
     def measurable(self) -> bool:
         return self.low > 0 or self.high < 0
+
+    @property
+    def direction(self) -> int:
+        """+1 when the whole interval is above zero, -1 when below, 0 when it contains zero."""
+        return 1 if self.low > 0 else -1 if self.high < 0 else 0
+
+    def words(self, above: str, below: str, neither: str) -> str:
+        """The sentence that matches this verdict: prose that follows the measurement on any machine."""
+        return in_words(self.direction, above, below, neither)
 
     def verdict(self, scale: float = 100.0, unit: str = " points") -> str:
         """"+0.42 points (95% CI +0.10 to +0.74 points)" or "no measurable difference (95% CI -0.10 to

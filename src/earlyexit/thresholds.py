@@ -29,7 +29,8 @@ from .evaluation import ExitRecord, evaluate_rule
 from .exits import ThresholdRule, check_criterion, check_threshold
 from .utils import check_flags, check_int, check_number
 
-BUDGET_SHARE = 0.25  # the book's operating point: spend a quarter of the full network's FLOPs
+#: The share of the full network's FLOPs the book's operating point spends (a quarter).
+BUDGET_SHARE = 0.25
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .utils import check_finite, check_int, check_number
+from .utils import check_finite, check_int, check_number, in_words
 
 LEVEL = 0.95
 
@@ -118,6 +118,10 @@ class Ratio(_Samples):
     def direction(self) -> int:
         """+1 for a measured speedup (interval above 1), -1 for a measured slowdown, 0 inside the noise."""
         return 1 if self.low > 1.0 else -1 if self.high < 1.0 else 0
+
+    def words(self, faster: str, slower: str, neither: str) -> str:
+        """The sentence that matches this verdict: prose that follows the measurement on any machine."""
+        return in_words(self.direction, faster, slower, neither)
 
     def against(self, target: float) -> str:
         """"met" when the whole 95% interval lies at or above ``target``, "missed" when it lies below,

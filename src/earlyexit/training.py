@@ -170,7 +170,8 @@ def train(config: TrainConfig, data: Splits, progress: bool | None = None,
     device = torch.device(device) if device is not None else default_device()
     seed_everything(config.seed)
     model = EarlyExitCNN(config.channels, num_classes=len(data.classes))
-    # channels-last on a CPU: oneDNN's own layout, no conversion inside each convolution
+    # channels-last on a CPU: oneDNN's own layout, no conversion inside
+    # each convolution
     cpu = device.type == "cpu"
     layout = torch.channels_last if cpu else torch.contiguous_format
     model = model.to(device=device, memory_format=layout)

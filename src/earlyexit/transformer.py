@@ -104,17 +104,20 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width)
         self.out = nn.Linear(width, width)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None,
+                layer: int = 0) -> torch.Tensor:
         b, t, c = x.shape
-        q, k, v = (z.view(b, t, self.heads, c // self.heads).transpose(1, 2) for z in self.qkv(x).split(c, 2))
+        q, k, v = (z.view(b, t, self.heads, c // self.heads).transpose(1, 2)
+                   for z in self.qkv(x).split(c, 2))
         if cache is None:  # the whole sequence at once (training)
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             past = cache.length(layer)
             k, v = cache.append(layer, k, v)
-            # new position i (absolute past + i) sees every key up to and including itself;
-            # a single new position sees them all, and needs no mask
-            mask = None if t == 1 else torch.arange(past + t)[None, :] <= torch.arange(past, past + t)[:, None]
+            # new position i (absolute past + i) sees every key up to and
+            # including itself; a single new position sees them all: no mask
+            mask = None if t == 1 else (torch.arange(past + t)[None, :]
+                                        <= torch.arange(past, past + t)[:, None])
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(y.transpose(1, 2).reshape(b, t, c))
 

@@ -54,7 +54,7 @@ def test_every_figure_has_a_caption_and_glued_numbers_are_filled_in(browser, ser
                                  ".map(c => c.innerText.trim())")
         assert all(len(c.split()) >= 12 for c in captions)
         unfilled = page.evaluate("Array.from(document.querySelectorAll('main .pasted-text'))"
-                                 ".filter(s => !s.innerText.trim()).length")
+                                 ".filter(s => !s.textContent.trim()).length")  # textContent: answers are folded
         assert unfilled == 0
 
 
