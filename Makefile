@@ -50,7 +50,7 @@ web-deps: $(addprefix book/_static/ort/,$(ORT_FILES))
 $(addprefix book/_static/ort/,$(ORT_FILES)) &:
 	@command -v npm >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; \
+	    apt-get update -qq && apt-get install -y -qq $$(command -v node >/dev/null || echo nodejs) npm >/dev/null; \
 	  else echo "error: Chapter 9's live model needs npm (apt-get install nodejs npm)"; exit 1; fi; }
 	npm install --silent --no-save --no-audit --no-fund --ignore-scripts --prefix .npm $(ORT_WEB)
 	mkdir -p book/_static/ort
