@@ -9,8 +9,10 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 # Committed notebooks show no progress bars; a reader's own run (Jupyter, `make lab`) does.
 export EARLYEXIT_PROGRESS ?= 0
 
-.PHONY: book test lint unit nbval browser data browser-deps web-deps lab notebooks bench lock clean
+.PHONY: book test lint unit nbval browser data models browser-deps web-deps lab notebooks bench lock clean
 
+# The virtual environment; --no-compile: Python writes bytecode on first import, for the modules
+# really used, instead of for every file of torch at install time (half a minute on 2 cores).
 $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null || { \
 	  echo "error: the book needs Python 3.11, 3.12 or 3.13; '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo missing)."; \
@@ -23,7 +25,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.
 	  else echo "error: $(PYTHON) cannot create virtual environments: install python3-venv"; exit 1; fi; }
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt -c requirements-lock.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-compile -r requirements-dev.txt -c requirements-lock.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 
@@ -34,6 +36,12 @@ data: $(STAMP)
 	    echo "Installing Debian's dataset-fashion-mnist ..."; \
 	    apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null && $(BIN)/python -m earlyexit.data; \
 	  else exit 1; fi; }
+
+# Train the models the chapters use ahead of them, two at a time with one thread each
+# (faster on a small machine than one after another); the list comes from `make notebooks`.
+MODEL_LIST := notebooks/results/models.json
+models: data
+	$(BIN)/python -m earlyexit.pretrain $(MODEL_LIST)
 
 # Headless Chromium for the browser test (Debian's package; as root with apt).
 browser-deps:
@@ -74,7 +82,7 @@ unit: $(STAMP)
 # outputs (trained models, timings) legitimately differ between machines and are not compared.
 # Every notebook in a fresh kernel, checked against its recorded results; the summary prints
 # each notebook's time (notebooks/conftest.py).
-nbval: data
+nbval: models
 	EARLYEXIT_RESULTS=check $(BIN)/pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
 
 browser: book browser-deps
@@ -88,8 +96,9 @@ lab: data
 
 # Re-execute every notebook in place (after changing the package or a chapter): refreshes the
 # committed outputs and recorded results, and stamps the code they ran with.
-notebooks: data
-	EARLYEXIT_RESULTS=record $(BIN)/jupyter execute --inplace --timeout=1800 $(NOTEBOOKS)
+notebooks: models
+	rm -f $(MODEL_LIST)
+	EARLYEXIT_MODEL_LIST=$(abspath $(MODEL_LIST)) EARLYEXIT_RESULTS=record $(BIN)/jupyter execute --inplace --timeout=1800 $(NOTEBOOKS)
 	$(BIN)/python -m earlyexit.freshness stamp $(NOTEBOOKS)
 
 bench: data

@@ -202,8 +202,9 @@ class ChapterResults:
         """How long the whole book took to execute: every other chapter's recorded time, and this one's so far."""
         total = self.elapsed()
         for path in sorted(self.path.parent.glob("*.json")):
-            if path.stem != self.chapter:
-                total += json.loads(path.read_text()).get("seconds", 0.0)
+            recorded = json.loads(path.read_text())
+            if path.stem != self.chapter and "chapter" in recorded:  # models.json is no chapter
+                total += recorded.get("seconds", 0.0)
         return total
 
     def _write_at_exit(self) -> None:

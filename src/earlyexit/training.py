@@ -45,6 +45,7 @@ from .utils import (
     check_int,
     check_number,
     default_device,
+    note_model,
     progress_enabled,
     repo_root,
     seed_everything,
@@ -242,6 +243,7 @@ def train_cached(config: TrainConfig, data: Splits, progress: bool | None = None
     The model comes back on the CPU, whatever device trained it.
     """
     path = cache_path(config, cache_dir)
+    note_model(path.stem, "cnn", asdict(config))
     if path.exists():
         try:
             return load_checkpoint(config, path, len(data.classes))

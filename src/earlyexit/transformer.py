@@ -30,7 +30,7 @@ from torch import nn
 from tqdm.std import tqdm
 
 from .text import VOCAB, TextSplits
-from .utils import atomic_save, check_int, check_number, progress_enabled, repo_root, seed_everything
+from .utils import atomic_save, check_int, check_number, note_model, progress_enabled, repo_root, seed_everything
 
 LM_CACHE_FORMAT = 1  # bump when the training code changes what a configuration produces
 
@@ -224,6 +224,7 @@ def train_lm_cached(config: LMConfig, data: TextSplits, progress: bool | None = 
                     cache_dir: str | Path | None = None) -> TrainedLM:
     """Load ``config``'s model from the cache, or train it and store it; retrain a corrupt file."""
     path = lm_cache_path(config, cache_dir)
+    note_model(path.stem, "lm", asdict(config))
     if path.exists():
         try:
             payload = torch.load(path, weights_only=True)

@@ -7,6 +7,7 @@ with a sentence, not deep inside torch with a shape or dtype error.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -124,3 +125,26 @@ def in_words(direction: int, above: str, below: str, neither: str) -> str:
     if direction not in (-1, 0, 1):
         raise ValueError(f"direction must be -1, 0 or +1, got {direction!r}")
     return {1: above, -1: below, 0: neither}[direction]
+
+
+MODEL_LIST = "EARLYEXIT_MODEL_LIST"  # names the file that lists the trained models (earlyexit.pretrain)
+
+
+def note_model(name: str, kind: str, config: dict) -> None:
+    """Add a trained model's configuration to the file named by ``EARLYEXIT_MODEL_LIST``, if set
+    (an absolute path: a notebook's kernel runs in ``notebooks/``).
+
+    ``make notebooks`` sets it, so the chapters' own run writes the list of models that
+    ``make models`` trains ahead (:mod:`earlyexit.pretrain`).
+    """
+    if not os.environ.get(MODEL_LIST):
+        return
+    path = Path(os.environ[MODEL_LIST])
+    models = json.loads(path.read_text()) if path.exists() else {}
+    models[name] = {"kind": kind, "config": config}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    lines = [f"  {json.dumps(key)}: {json.dumps(models[key])}" for key in sorted(models)]
+    with os.fdopen(handle, "w") as file:
+        file.write("{\n" + ",\n".join(lines) + "\n}\n")  # one model per line: readable diffs
+    os.replace(tmp, path)
