@@ -11,8 +11,8 @@ export EARLYEXIT_PROGRESS ?= 0
 
 .PHONY: book test lint unit nbval browser data models browser-deps web-deps lab notebooks bench lock clean
 
-# The virtual environment; --no-compile: Python writes bytecode on first import, for the modules
-# really used, instead of for every file of torch at install time (half a minute on 2 cores).
+# The virtual environment. Bytecode is compiled at install time: where PYTHONDONTWRITEBYTECODE is
+# set, Python never writes it later, and every kernel would compile torch anew (10 s each).
 $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null || { \
 	  echo "error: the book needs Python 3.11, 3.12 or 3.13; '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo missing)."; \
@@ -25,7 +25,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.
 	  else echo "error: $(PYTHON) cannot create virtual environments: install python3-venv"; exit 1; fi; }
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check --no-compile -r requirements-dev.txt -c requirements-lock.txt
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt -c requirements-lock.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 
