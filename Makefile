@@ -11,8 +11,11 @@ export EARLYEXIT_PROGRESS ?= 0
 
 .PHONY: book test lint unit nbval browser data models browser-deps web-deps lab notebooks bench lock clean
 
-# The virtual environment. Bytecode is compiled at install time: where PYTHONDONTWRITEBYTECODE is
-# set, Python never writes it later, and every kernel would compile torch anew (10 s each).
+# Bytecode is written on first import, for the modules really used, instead of for every file
+# of torch at install time (--no-compile: over a minute less). Where the environment sets
+# PYTHONDONTWRITEBYTECODE, Python would never write it, and every kernel, worker and test run
+# would compile torch anew (10 s each): the book's commands unset it.
+unexport PYTHONDONTWRITEBYTECODE
 $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null || { \
 	  echo "error: the book needs Python 3.11, 3.12 or 3.13; '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo missing)."; \
@@ -25,7 +28,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-lock.txt pyproject.
 	  else echo "error: $(PYTHON) cannot create virtual environments: install python3-venv"; exit 1; fi; }
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt -c requirements-lock.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-compile -r requirements-dev.txt -c requirements-lock.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 
