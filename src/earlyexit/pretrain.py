@@ -3,7 +3,7 @@
 The chapters train what they need themselves (``train_cached``), one model after another,
 each with every core. On a small machine, two trainings side by side with one thread each
 finish sooner: convolutions on 28x28 images gain little from a second thread (on the
-2-core machine the book was written on, about 1.6x more steps per second in all).
+2-core machine the book was written on, about 1.26x more training steps per second in all).
 
 Which models: ``notebooks/results/models.json``, written by the chapters' own recorded run
 (``make notebooks`` sets ``EARLYEXIT_MODEL_LIST``; see :func:`earlyexit.utils.note_model`).
