@@ -42,7 +42,7 @@ data: $(STAMP)
 
 # Train the models the chapters use ahead of them, two at a time with one thread each
 # (faster on a small machine than one after another); the list comes from `make notebooks`.
-MODEL_LIST := notebooks/results/models.json
+MODEL_LIST := notebooks/models.json
 models: data
 	$(BIN)/python -m earlyexit.pretrain $(MODEL_LIST)
 

@@ -183,3 +183,21 @@ def test_labels_stored_as_int16_raise_the_modules_own_error(tmp_path, monkeypatc
     write_idx(tmp_path / "bad", compressed=False)
     with pytest.raises(data.DataCorruptError, match="not IDX files of uint8 images and labels"):
         data.load_raw(root=tmp_path / "bad", download=False, cache_dir=tmp_path / "cache")
+
+
+def test_class_names_are_torchvisions(isolated_data_routes):
+    for info in data.DATASETS.values():
+        assert info.classes == tuple(info.torchvision_class().classes)
+
+
+def test_reading_the_data_does_not_import_torchvision(tmp_path):
+    """torchvision costs two seconds per process (it imports torch._dynamo); only a download needs it."""
+    import subprocess
+    import sys
+
+    write_idx(tmp_path / "mine")
+    code = ("import sys; from earlyexit import data; "
+            f"data.load_splits(root={str(tmp_path / 'mine')!r}, download=False, cache_dir={str(tmp_path / 'c')!r}, "
+            "val_size=5); print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -36,7 +36,7 @@ def test_models_are_noted_only_when_a_list_is_named(tmp_path, monkeypatch):
 
 
 def test_the_committed_list_holds_valid_configurations():
-    configs = read_model_list(ROOT / "notebooks" / "results" / "models.json")
+    configs = read_model_list(ROOT / "notebooks" / "models.json")
     assert TrainConfig() in configs and LMConfig() in configs  # Chapter 2's model, Chapter 11's
 
 

@@ -1,11 +1,13 @@
-"""Find, load and split Fashion-MNIST (or MNIST) with torchvision's own dataset classes.
+"""Find, load and split Fashion-MNIST (or MNIST).
 
 The files are looked for, in order, in: an explicit ``root``, the ``EARLYEXIT_DATA``
 environment variable, ``data/`` in the repository, the folder of the Debian package
 (``/usr/share/datasets/fashion-mnist``), and only then downloaded by torchvision.
 A folder may hold the four IDX files flat (``.gz`` or not, as Debian ships them) or in
 torchvision's layout (``<root>/FashionMNIST/raw/...``). Compressed or flat files are
-unpacked once into torchvision's layout under ``data/`` so torchvision can read them.
+unpacked once into torchvision's layout under ``data/``. The IDX format is four lines of
+code (:func:`read_idx`); torchvision is imported only to download, because importing it
+costs two seconds (it loads ``torch._dynamo``) in every process that merely reads the data.
 
 Run ``python -m earlyexit.data`` to make sure the data is present.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import math
 import os
 import shutil
 import sys
@@ -25,8 +28,6 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
-from torchvision import datasets
-from torchvision.datasets.utils import extract_archive
 
 from .utils import check_int, repo_root
 
@@ -42,18 +43,32 @@ RAW_FILES = (
 class DatasetInfo:
     """What the book needs to know about one dataset."""
 
-    torchvision_class: type[datasets.MNIST]
+    torchvision_name: str  # the torchvision class that downloads it, and the folder it uses
+    classes: tuple[str, ...]
     mean: float
     std: float
     debian_package: str | None
     debian_dir: Path | None
 
+    def torchvision_class(self) -> type:
+        """torchvision's dataset class, imported only when a download needs it."""
+        from torchvision import datasets
+
+        return getattr(datasets, self.torchvision_name)
+
 
 DATASETS: dict[str, DatasetInfo] = {
     "fashion-mnist": DatasetInfo(
-        datasets.FashionMNIST, 0.2860, 0.3530, "dataset-fashion-mnist", Path("/usr/share/datasets/fashion-mnist")
+        "FashionMNIST",
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        0.2860, 0.3530, "dataset-fashion-mnist", Path("/usr/share/datasets/fashion-mnist"),
     ),
-    "mnist": DatasetInfo(datasets.MNIST, 0.1307, 0.3081, None, None),
+    "mnist": DatasetInfo(
+        "MNIST",
+        ("0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six", "7 - seven",
+         "8 - eight", "9 - nine"),
+        0.1307, 0.3081, None, None,
+    ),
 }
 
 class DataNotFoundError(FileNotFoundError):
@@ -85,7 +100,7 @@ def candidate_dirs(name: str = "fashion-mnist", root: str | Path | None = None) 
 
 
 def _torchvision_raw(folder: Path, info: DatasetInfo) -> Path:
-    return folder / info.torchvision_class.__name__ / "raw"
+    return folder / info.torchvision_name / "raw"
 
 
 def _find_files(folder: Path, info: DatasetInfo) -> tuple[Path, bool] | None:
@@ -109,7 +124,8 @@ def _stage(source: Path, target_root: Path, info: DatasetInfo) -> Path:
                 shutil.copyfile(source / name, tmp / name)
                 continue
             try:
-                extract_archive(source / f"{name}.gz", tmp)
+                with gzip.open(source / f"{name}.gz") as packed, open(tmp / name, "wb") as unpacked:
+                    shutil.copyfileobj(packed, unpacked)
             except (EOFError, gzip.BadGzipFile, zlib.error) as error:
                 raise DataCorruptError(
                     f"{source / (name + '.gz')} is not a complete gzip file ({error}). "
@@ -130,7 +146,7 @@ def _download(target_root: Path, info: DatasetInfo) -> Path:
     with tempfile.TemporaryDirectory(dir=target_root, prefix=".download-") as tmp:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             for train in (True, False):
-                info.torchvision_class(tmp, train=train, download=True)
+                info.torchvision_class()(tmp, train=train, download=True)
         return _stage(_torchvision_raw(Path(tmp), info), target_root, info)
 
 
@@ -190,32 +206,46 @@ class Splits:
 RawData = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[str, ...]]
 
 
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file of unsigned bytes (magic 0, 0, 8, number of dimensions; sizes; data) as a tensor."""
+    payload = path.read_bytes()
+    if len(payload) < 4 or payload[:2] != b"\0\0":
+        raise DataCorruptError(f"{path} is not an IDX file")
+    if payload[2] != 0x08:
+        raise DataCorruptError(f"{path} holds IDX type 0x{payload[2]:02x}; the book reads IDX files of uint8 "
+                               "images and labels (type 0x08)")
+    ndim = payload[3]
+    header = 4 + 4 * ndim
+    shape = [int.from_bytes(payload[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    if len(payload) < header or len(payload) - header != math.prod(shape):
+        raise DataCorruptError(f"{path} is truncated: its header announces shape {tuple(shape)}, "
+                               f"{math.prod(shape):,} bytes, and {max(len(payload) - header, 0):,} follow")
+    return torch.frombuffer(bytearray(payload[header:]), dtype=torch.uint8).reshape(shape)
+
+
 def load_raw(name: str = "fashion-mnist", root: str | Path | None = None, download: bool = True,
              cache_dir: str | Path | None = None) -> RawData:
     """Train images, train labels, test images, test labels (uint8 / int64) and class names."""
     info = _dataset_info(name)
-    folder = locate(name, root, download, cache_dir)
+    folder = _torchvision_raw(locate(name, root, download, cache_dir), info)
     try:
-        train = info.torchvision_class(folder, train=True, download=False)
-        test = info.torchvision_class(folder, train=False, download=False)
-    except (RuntimeError, ValueError, TypeError, AssertionError) as error:
+        train_x, train_y, test_x, test_y = (read_idx(folder / f) for f in RAW_FILES)
+    except DataCorruptError as error:
         raise DataCorruptError(
-            f"The {name} files in {_torchvision_raw(folder, info)} could not be read ({error}). "
-            "They are truncated or not IDX files of uint8 images and labels: delete them and run "
-            "`python -m earlyexit.data` again."
+            f"The {name} files in {folder} could not be read ({error}). They are truncated or not IDX "
+            "files of uint8 images and labels: delete them and run `python -m earlyexit.data` again."
         ) from None
-    for split in (train, test):
+    for images, labels in ((train_x, train_y), (test_x, test_y)):
         problem = None
-        if split.data.ndim != 3 or tuple(split.data.shape[1:]) != (28, 28):
-            problem = f"images of shape {tuple(split.data.shape)}, expected (N, 28, 28)"
-        elif len(split.data) != len(split.targets):
-            problem = f"{len(split.data)} images for {len(split.targets)} labels"
-        elif len(split.targets) and not 0 <= int(split.targets.min()) <= int(split.targets.max()) < len(split.classes):
-            low, high = int(split.targets.min()), int(split.targets.max())
-            problem = f"labels from {low} to {high}, expected 0 to {len(split.classes) - 1}"
+        if images.ndim != 3 or tuple(images.shape[1:]) != (28, 28):
+            problem = f"images of shape {tuple(images.shape)}, expected (N, 28, 28)"
+        elif labels.ndim != 1 or len(images) != len(labels):
+            problem = f"{len(images)} images for labels of shape {tuple(labels.shape)}"
+        elif len(labels) and int(labels.max()) >= len(info.classes):
+            problem = f"labels from {int(labels.min())} to {int(labels.max())}, expected 0 to {len(info.classes) - 1}"
         if problem:
-            raise DataCorruptError(f"The {name} files in {_torchvision_raw(folder, info)} hold {problem}.")
-    return train.data, train.targets, test.data, test.targets, tuple(train.classes)
+            raise DataCorruptError(f"The {name} files in {folder} hold {problem}.")
+    return train_x, train_y.long(), test_x, test_y.long(), info.classes
 
 
 def normalise(images: torch.Tensor, name: str = "fashion-mnist") -> torch.Tensor:

@@ -5,7 +5,7 @@ each with every core. On a small machine, two trainings side by side with one th
 finish sooner: convolutions on 28x28 images gain little from a second thread (on the
 2-core machine the book was written on, about 1.26x more training steps per second in all).
 
-Which models: ``notebooks/results/models.json``, written by the chapters' own recorded run
+Which models: ``notebooks/models.json``, written by the chapters' own recorded run
 (``make notebooks`` sets ``EARLYEXIT_MODEL_LIST``; see :func:`earlyexit.utils.note_model`).
 A model missing from the list is still trained by its chapter, only later and alone.
 """
@@ -48,17 +48,22 @@ def read_model_list(path: str | Path) -> list[TrainConfig | LMConfig]:
     return configs
 
 
+def checkpoint(config: TrainConfig | LMConfig, cache_dir: str | Path | None = None) -> Path:
+    """Where the cache keeps the model trained from ``config``."""
+    for config_type, where in KINDS.values():
+        if isinstance(config, config_type):
+            return where(config, cache_dir)
+    raise TypeError(f"expected a TrainConfig or an LMConfig, got {type(config).__name__}")
+
+
 def missing(configs: list[TrainConfig | LMConfig], cache_dir: str | Path | None = None) -> list:
     """The configurations with no checkpoint yet, the longest trainings first."""
-    def path(config):
-        return (cache_path if isinstance(config, TrainConfig) else lm_cache_path)(config, cache_dir)
-
     def work(config):  # a rough cost, only to start the long ones first
         if isinstance(config, LMConfig):
             return config.steps * config.layers * config.width * 10
         return config.epochs * sum(config.channels)
 
-    return sorted((c for c in configs if not path(c).exists()), key=work, reverse=True)
+    return sorted((c for c in configs if not checkpoint(c, cache_dir).exists()), key=work, reverse=True)
 
 
 def _one_thread_each(threads: int) -> None:
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model_list", nargs="?", default=str(repo_root() / "notebooks" / "results" / "models.json"))
+    parser.add_argument("model_list", nargs="?", default=str(repo_root() / "notebooks" / "models.json"))
     parser.add_argument("--workers", type=int, default=1 if torch.cuda.is_available() else min(2, os.cpu_count() or 1))
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args(argv)

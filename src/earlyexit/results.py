@@ -26,7 +26,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -35,7 +34,7 @@ from pathlib import Path
 
 from .stats import mean_and_sd, seed_tolerance
 from .timing import Ratio, ratio_factor
-from .utils import repo_root
+from .utils import atomic_write, repo_root
 
 MODES = ("record", "check", "warn", "off")
 SEEDS_WHY = "4 x the spread over the seeds"
@@ -203,7 +202,7 @@ class ChapterResults:
         total = self.elapsed()
         for path in sorted(self.path.parent.glob("*.json")):
             recorded = json.loads(path.read_text())
-            if path.stem != self.chapter and "chapter" in recorded:  # models.json is no chapter
+            if path.stem != self.chapter:
                 total += recorded.get("seconds", 0.0)
         return total
 
@@ -213,12 +212,7 @@ class ChapterResults:
                 self._write()
 
     def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"chapter": self.chapter, "seconds": round(self.elapsed(), 1),
                    "results": {k: {f: v for f, v in asdict(r).items() if v is not None}
                                for k, r in self.kept.items()}}
-        handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        with os.fdopen(handle, "w") as file:
-            json.dump(payload, file, indent=1, sort_keys=True)
-            file.write("\n")
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(payload, indent=1, sort_keys=True) + "\n")

@@ -172,8 +172,11 @@ def expected_flops(exit_number: torch.Tensor, exit_costs: tuple[float, ...]) -> 
 
 
 def measure_speed(impl: Implementation, images: torch.Tensor, batch_size: int, exit_costs: tuple[float, ...],
-                  full_flops: float, repeats: int = 15, warmup: int = 2) -> SpeedRow:
-    """Time one pass over ``images`` in batches of ``batch_size``: every variant and stage, interleaved."""
+                  full_flops: float, repeats: int = 15, warmup: int = 1) -> SpeedRow:
+    """Time one pass over ``images`` in batches of ``batch_size``: every variant and stage, interleaved.
+
+    One warm-up call is enough: a call is a pass over at least 256 images (:func:`timing_sample`).
+    """
     batches = full_batches(images, batch_size)
     n = sum(len(b) for b in batches)
     chunks = [chunk for b in batches for chunk in impl.split(b)]
@@ -305,8 +308,10 @@ class RuntimeRow:
 
 def compare_runtimes(candidates: list[Candidate], images: torch.Tensor, batch_size: int,
                      exit_number: Callable[[torch.Tensor], torch.Tensor], exit_costs: tuple[float, ...],
-                     full_flops: float, repeats: int = 11, warmup: int = 3) -> RuntimeRow:
+                     full_flops: float, repeats: int = 11, warmup: int = 1) -> RuntimeRow:
     """Time every candidate on ``images`` in batches of ``batch_size``, interleaved; per image.
+
+    One warm-up call each, as in :func:`measure_speed`.
 
     ``exit_number(batch)`` gives each image's exit (to report the timed images' exit share and
     FLOPs-ideal). Torch's thread count is restored afterwards.

@@ -7,6 +7,7 @@ with a sentence, not deep inside torch with a shape or dtype error.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -107,17 +108,25 @@ def progress_enabled(progress: bool | None) -> bool:
     return os.environ.get("EARLYEXIT_PROGRESS", "1") != "0"
 
 
-def atomic_save(payload: object, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename: a reader never sees a half-written file."""
+def atomic_write(path: Path, content: str | bytes) -> None:
+    """Write ``content`` to a temporary file beside ``path``, then rename: a reader (another
+    process, a chapter running at the same time) never sees a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
+            file.write(content.encode() if isinstance(content, str) else content)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_save(payload: object, path: Path) -> None:
+    """``torch.save`` with :func:`atomic_write`."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write(path, buffer.getvalue())
 
 
 def in_words(direction: int, above: str, below: str, neither: str) -> str:
@@ -142,9 +151,5 @@ def note_model(name: str, kind: str, config: dict) -> None:
     path = Path(os.environ[MODEL_LIST])
     models = json.loads(path.read_text()) if path.exists() else {}
     models[name] = {"kind": kind, "config": config}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     lines = [f"  {json.dumps(key)}: {json.dumps(models[key])}" for key in sorted(models)]
-    with os.fdopen(handle, "w") as file:
-        file.write("{\n" + ",\n".join(lines) + "\n}\n")  # one model per line: readable diffs
-    os.replace(tmp, path)
+    atomic_write(path, "{\n" + ",\n".join(lines) + "\n}\n")  # one model per line: readable diffs

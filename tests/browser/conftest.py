@@ -73,3 +73,51 @@ def open_page(browser, server, path):
         page.close()
 
 
+
+
+# What the site tests look at on every page, read in one visit (each visit of a chapter costs
+# about a second): the heading, title, broken images, JavaScript errors, blocks wider than the
+# column, figures without captions, captions, empty glued numbers and the links.
+PAGE_FACTS_JS = """() => {
+  const shown = p => p.offsetParent !== null;
+  return {
+    heading: (document.querySelector('main h1') || {innerText: ''}).innerText,
+    broken: Array.from(document.images).filter(i => i.src.startsWith(location.origin) && i.naturalWidth === 0)
+      .map(i => i.src),
+    loaded_images: Array.from(document.querySelectorAll('main img')).filter(i => i.naturalWidth > 0).length,
+    too_wide: Array.from(document.querySelectorAll('main pre'))
+      .filter(p => shown(p) && p.scrollWidth > p.clientWidth + 1)
+      .map(p => p.innerText.split('\\n').sort((a, b) => b.length - a.length)[0].slice(0, 90)),
+    uncaptioned: Array.from(document.querySelectorAll('main .cell_output img'))
+      .filter(i => !i.closest('details') && !i.closest('.tag_hide-cell') && !i.closest('figure')).map(i => i.src),
+    captions: Array.from(document.querySelectorAll('main figure figcaption')).map(c => c.innerText.trim()),
+    // textContent, not innerText: answers to exercises are folded away
+    unfilled: Array.from(document.querySelectorAll('main .pasted-text')).filter(s => !s.textContent.trim()).length,
+    links: Array.from(document.querySelectorAll('a[href]')).map(e => e.href),
+  };
+}"""
+# Pages photographed for a look by eye (_build/screenshots): the element scrolled to, or None.
+SCREENSHOT_AT = {"book/intro.html": None, "notebooks/06_comparison.html": "main figure"}
+
+
+@pytest.fixture(scope="session")
+def page_facts(browser, server):
+    """``page_facts(path)``: what :data:`PAGE_FACTS_JS` reads on the page, with its HTTP status,
+    title and JavaScript errors; each page is visited once per session."""
+    seen: dict[str, dict] = {}
+
+    def facts(path: str) -> dict:
+        if path not in seen:
+            with open_page(browser, server, path) as (page, response, errors):
+                page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=10_000)
+                found = page.evaluate(PAGE_FACTS_JS)
+                found.update(status=response.status if response else None, title=page.title(), errors=list(errors))
+                if path in SCREENSHOT_AT:
+                    if SCREENSHOT_AT[path]:
+                        page.evaluate(f"document.querySelector({SCREENSHOT_AT[path]!r}).scrollIntoView()")
+                    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(SCREENSHOTS / Path(path).with_suffix(".png").name))
+            seen[path] = found
+        return seen[path]
+
+    return facts
