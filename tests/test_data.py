@@ -201,3 +201,27 @@ def test_reading_the_data_does_not_import_torchvision(tmp_path):
             "val_size=5); print('torchvision' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def _idx(type_code: int, shape: tuple[int, ...], body: bytes) -> bytes:
+    return bytes([0, 0, type_code, len(shape)]) + b"".join(n.to_bytes(4, "big") for n in shape) + body
+
+
+@pytest.mark.parametrize("payload, problem", [
+    (b"plain text", "is not an IDX file"),
+    (_idx(0x0B, (3,), bytes(6)), "holds IDX type 0x0b"),
+    (_idx(0x08, (2, 3), bytes(5)), "is truncated"),
+    (_idx(0x08, (2, 3), bytes(7)), "announces shape (2, 3)"),
+])
+def test_read_idx_names_the_file_and_what_is_wrong_with_it(tmp_path, payload, problem):
+    path = tmp_path / "broken-idx"
+    path.write_bytes(payload)
+    with pytest.raises(data.DataCorruptError, match="broken-idx") as caught:
+        data.read_idx(path)
+    assert problem in str(caught.value)
+
+
+def test_read_idx_reads_unsigned_bytes_in_their_shape(tmp_path):
+    (tmp_path / "ok").write_bytes(_idx(0x08, (2, 3), bytes(range(6))))
+    got = data.read_idx(str(tmp_path / "ok"))  # a str path too
+    assert got.dtype == torch.uint8 and torch.equal(got, torch.arange(6, dtype=torch.uint8).reshape(2, 3))

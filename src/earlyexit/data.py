@@ -206,8 +206,12 @@ class Splits:
 RawData = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[str, ...]]
 
 
-def read_idx(path: Path) -> torch.Tensor:
-    """An IDX file of unsigned bytes (magic 0, 0, 8, number of dimensions; sizes; data) as a tensor."""
+def read_idx(path: str | Path) -> torch.Tensor:
+    """An IDX file of unsigned bytes (magic 0, 0, 8, number of dimensions; sizes; data) as a tensor.
+
+    A file of another IDX type, or shorter or longer than its header says, raises :class:`DataCorruptError`.
+    """
+    path = Path(path)
     payload = path.read_bytes()
     if len(payload) < 4 or payload[:2] != b"\0\0":
         raise DataCorruptError(f"{path} is not an IDX file")

@@ -108,9 +108,12 @@ def progress_enabled(progress: bool | None) -> bool:
     return os.environ.get("EARLYEXIT_PROGRESS", "1") != "0"
 
 
-def atomic_write(path: Path, content: str | bytes) -> None:
+def atomic_write(path: str | Path, content: str | bytes) -> None:
     """Write ``content`` to a temporary file beside ``path``, then rename: a reader (another
     process, a chapter running at the same time) never sees a half-written file."""
+    if not isinstance(content, (str, bytes)):
+        raise TypeError(f"content must be str or bytes, got {type(content).__name__}")
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -122,7 +125,7 @@ def atomic_write(path: Path, content: str | bytes) -> None:
         raise
 
 
-def atomic_save(payload: object, path: Path) -> None:
+def atomic_save(payload: object, path: str | Path) -> None:
     """``torch.save`` with :func:`atomic_write`."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)
