@@ -46,10 +46,10 @@ class ExitRecord:
 def collect(model: EarlyExitCNN, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> ExitRecord:
     """Run every sample through every exit once; later analysis needs no more forward passes.
 
-    Without autograd, in batches of 500 (which stay in the CPU's cache): over twice as fast as
-    one batch of 2,000 with gradients, and the same logits to the bit on the book's models.
-    ``no_grad`` rather than ``inference_mode``, so that the logits can still enter a graph
-    (fitting a temperature differentiates through them).
+    In batches of 500, whose activations stay in the CPU's cache: on the book's 2-core machine
+    a pass over the 10,000 test images took 0.89 s against 1.40 s in batches of 2,000, with the
+    same logits to the bit on the book's models. ``no_grad`` rather than ``inference_mode``, so
+    that the logits can still enter a graph (fitting a temperature differentiates through them).
     """
     check_int("batch_size", batch_size)
     if len(images) != len(labels):

@@ -175,7 +175,7 @@ def measure_speed(impl: Implementation, images: torch.Tensor, batch_size: int, e
                   full_flops: float, repeats: int = 15, warmup: int = 1) -> SpeedRow:
     """Time one pass over ``images`` in batches of ``batch_size``: every variant and stage, interleaved.
 
-    One warm-up call is enough: a call is a pass over at least 256 images (:func:`timing_sample`).
+    One warm-up call: in the book a call is a pass over at least 256 images (:func:`timing_sample`).
     """
     batches = full_batches(images, batch_size)
     n = sum(len(b) for b in batches)

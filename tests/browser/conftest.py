@@ -73,8 +73,6 @@ def open_page(browser, server, path):
         page.close()
 
 
-
-
 # What the site tests look at on every page, read in one visit (each visit of a chapter costs
 # about a second): the heading, title, broken images, JavaScript errors, blocks wider than the
 # column, figures without captions, captions, empty glued numbers and the links.
