@@ -55,8 +55,7 @@ def collect(model: EarlyExitCNN, images: torch.Tensor, labels: torch.Tensor, bat
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     model.eval()
-    with torch.no_grad():
-        parts = [model(images[i:i + batch_size]) for i in range(0, len(labels), batch_size)]
+    parts = [model(images[i:i + batch_size]) for i in range(0, len(labels), batch_size)]
     if not parts:
         raise ValueError("collect needs at least one sample")
     exits = tuple(torch.cat([p.exit_logits[k] for p in parts]) for k in range(len(parts[0].exit_logits)))
