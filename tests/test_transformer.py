@@ -9,6 +9,7 @@ from earlyexit.transformer import (
     EarlyExitLM,
     KVCache,
     LMConfig,
+    causal_mask,
     early_exit_loss,
     exit_accuracy,
     train_lm,
@@ -45,6 +46,21 @@ def test_attention_with_a_cache_equals_attention_over_the_whole_sequence():
         parts.append(model.exit_logits(x))
         start += size
     torch.testing.assert_close(torch.cat(parts, 1), whole)
+
+
+def test_the_causal_mask_lets_each_new_position_see_the_past_and_itself():
+    mask = causal_mask(3, 2)  # positions 3 and 4, after 3 cached ones
+    assert mask.tolist() == [[True, True, True, True, False], [True, True, True, True, True]]
+    assert causal_mask(3, 2) is mask  # built once per shape, shared by every layer and pass
+    assert torch.equal(causal_mask(0, 4), torch.ones(4, 4, dtype=torch.bool).tril())
+
+
+def test_embedding_a_slice_of_positions_equals_the_position_lookup():
+    torch.manual_seed(2)
+    model = EarlyExitLM(LMConfig(**TINY))
+    ids = torch.randint(0, 14, (2, 5))
+    expected = model.token(ids) + model.position(torch.arange(7, 12))
+    assert torch.equal(model.embed(ids, 7), expected)
 
 
 def test_training_lowers_the_loss_and_the_cache_returns_the_same_model(tmp_path):

@@ -17,6 +17,7 @@ cross-entropy. :func:`train_lm_cached` caches the result under ``.cache/`` like 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -95,6 +96,14 @@ class KVCache:
                 self.values[layer] = self.values[layer][:, :, :length]
 
 
+@functools.lru_cache(maxsize=256)
+def causal_mask(past: int, new: int) -> torch.Tensor:
+    """Which keys each of ``new`` positions after ``past`` cached ones may see: new position i
+    (absolute ``past + i``) sees every key up to and including itself. Built once per shape
+    (every layer of a pass, and every later pass of the same shape, reuses it); never modify it."""
+    return torch.arange(past + new)[None, :] <= torch.arange(past, past + new)[:, None]
+
+
 class Attention(nn.Module):
     """Causal multi-head self-attention that reads and extends a layer's KV cache."""
 
@@ -114,10 +123,8 @@ class Attention(nn.Module):
         else:
             past = cache.length(layer)
             k, v = cache.append(layer, k, v)
-            # new position i (absolute past + i) sees every key up to and
-            # including itself; a single new position sees them all: no mask
-            mask = None if t == 1 else (torch.arange(past + t)[None, :]
-                                        <= torch.arange(past, past + t)[:, None])
+            # a single new position sees every key: no mask
+            mask = None if t == 1 else causal_mask(past, t)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(y.transpose(1, 2).reshape(b, t, c))
 
@@ -157,7 +164,8 @@ class EarlyExitLM(nn.Module):
         if start + ids.shape[1] > self.config.context:
             raise ValueError(f"positions {start} to {start + ids.shape[1] - 1} exceed the context "
                              f"of {self.config.context}")
-        return self.token(ids) + self.position(torch.arange(start, start + ids.shape[1]))
+        # a slice of the position table: the same rows as an embedding lookup, without building indices
+        return self.token(ids) + self.position.weight[start:start + ids.shape[1]]
 
     def exit_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """The shared exit: final norm and LM head, applied to any layer's output."""
