@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from scipy import stats as scipy_stats
@@ -12,9 +13,11 @@ from earlyexit.stats import (
     binomial_se,
     compare_paired_seeds,
     compare_seeds,
+    holm,
     mcnemar,
     mean_and_sd,
     paired_bootstrap,
+    proportion,
     seed_tolerance,
 )
 
@@ -150,3 +153,51 @@ def test_in_words_refuses_a_direction_that_is_not_a_sign():
     assert in_words(0, "a", "b", "c") == "c"
     with pytest.raises(ValueError, match="direction must be -1, 0 or \\+1"):
         in_words(2, "a", "b", "c")
+
+
+def test_a_proportion_interval_never_leaves_zero_to_one():
+    for successes, n in ((0, 3), (3, 3), (1, 10), (37, 100), (9990, 10000)):
+        share = proportion(successes, n)
+        assert 0.0 <= share.low <= share.estimate <= share.high <= 1.0
+    assert proportion(0, 3).low == 0.0 and proportion(3, 3).high == 1.0
+    flags = proportion(torch.tensor([True, False, True, True]))
+    assert (flags.estimate, flags.n) == (0.75, 4) and "n = 4" in flags.text()
+
+
+def test_wilson_intervals_cover_the_true_share_about_as_often_as_they_say():
+    rng = np.random.default_rng(0)
+    hits = [proportion(int(k), 200).low <= 0.9 <= proportion(int(k), 200).high
+            for k in rng.binomial(200, 0.9, size=2000)]
+    assert 0.93 <= np.mean(hits) <= 0.97
+
+
+@pytest.mark.parametrize("args, message", [((5, 3), "cannot exceed"), ((-1, 3), "successes"), ((1, 0), "n must")])
+def test_impossible_proportions_are_refused(args, message):
+    with pytest.raises(ValueError, match=message):
+        proportion(*args)
+
+
+def seeds_shifted(by):
+    base = [0.90, 0.91, 0.92, 0.905, 0.915]
+    return lambda level: compare_seeds([x + by for x in base], base, level)
+
+
+def test_holm_widens_each_interval_by_its_rank_and_stops_at_the_first_failure():
+    family = holm({"large": seeds_shifted(0.03), "medium": seeds_shifted(0.02), "none": seeds_shifted(0.0),
+                   "small": seeds_shifted(0.005)})
+    assert family["large"].level == pytest.approx(1 - 0.05 / 4)  # smallest p: tested at alpha / m
+    assert family["medium"].level == pytest.approx(1 - 0.05 / 3)
+    assert family["small"].level == family["none"].level == pytest.approx(1 - 0.05 / 2)  # stopped there
+    assert family["large"].direction == family["medium"].direction == 1
+    assert family["none"].direction == family["small"].direction == 0
+    assert "98.8% CI" in family["large"].verdict()
+
+
+def test_holm_keeps_a_family_of_null_comparisons_from_claiming_differences():
+    rng = np.random.default_rng(1)
+    false_claims = 0
+    for _ in range(200):
+        draws = [rng.normal(0.9, 0.01, size=(2, 5)) for _ in range(6)]
+        family = holm({str(i): (lambda lvl, d=d: compare_seeds(d[0], d[1], lvl)) for i, d in enumerate(draws)})
+        false_claims += any(d.direction != 0 for d in family.values())
+    assert false_claims / 200 <= 0.08  # about alpha for the whole family, not 1 - 0.95 ** 6 = 26%

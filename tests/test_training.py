@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from earlyexit.losses import masked_deep_loss
 from earlyexit.models import EarlyExitCNN
-from earlyexit.training import TrainConfig, cache_path, train, train_cached, training_loss
+from earlyexit.training import TrainConfig, train, train_cached, training_loss
 from helpers import on_every_device
 
 FAST = dict(epochs=1, batch_size=50)
@@ -127,11 +127,12 @@ def test_cache_miss_trains_then_hit_loads_the_same_weights(tiny_splits, tmp_path
     tmp_path = tmp_path / "cache"
     config = TrainConfig(**FAST)
     first = train_cached(config, tiny_splits, progress=False, cache_dir=tmp_path)
-    assert not first.from_cache and cache_path(config, tmp_path).is_file()
+    assert not first.from_cache and (tmp_path / f"{config.name()}.safetensors").is_file()
     second = train_cached(config, tiny_splits, progress=False, cache_dir=tmp_path)
     assert second.from_cache and second.history == first.history
     assert torch.equal(weights(first.model), weights(second.model))
-    assert [p.name for p in tmp_path.iterdir()] == [cache_path(config, tmp_path).name]  # no temp files left
+    names = sorted(p.name for p in tmp_path.iterdir())  # no temp files left
+    assert names == [f"{config.name()}.json", f"{config.name()}.safetensors"]
 
 
 def test_a_list_of_exit_weights_hits_the_cache_without_warnings(tiny_splits, tmp_path):
@@ -143,15 +144,31 @@ def test_a_list_of_exit_weights_hits_the_cache_without_warnings(tiny_splits, tmp
     assert again.from_cache
 
 
-def test_corrupt_checkpoint_is_retrained_and_replaced(tiny_splits, tmp_path):
+@pytest.mark.parametrize("damage", [b"not a checkpoint", b""])
+def test_a_damaged_cached_model_is_named_retrained_and_replaced(tiny_splits, tmp_path, damage):
     config = TrainConfig(**FAST)
-    path = cache_path(config, tmp_path)
-    path.write_bytes(b"not a checkpoint")
+    train_cached(config, tiny_splits, progress=False, cache_dir=tmp_path)
+    path = tmp_path / f"{config.name()}.safetensors"
+    path.write_bytes(damage)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trained = train_cached(config, tiny_splits, progress=False, cache_dir=tmp_path)
-    assert not trained.from_cache and any("retraining" in str(w.message) for w in caught)
+    assert not trained.from_cache
+    assert any("retraining" in str(w.message) and path.name in str(w.message) for w in caught)
     assert train_cached(config, tiny_splits, progress=False, cache_dir=tmp_path).from_cache
+
+
+def test_a_cached_model_is_not_handed_out_for_another_dataset(tiny_splits, tmp_path):
+    train_cached(TrainConfig(**FAST), tiny_splits, progress=False, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="config is for 'mnist'"):
+        train_cached(TrainConfig(dataset="mnist", **FAST), tiny_splits, progress=False, cache_dir=tmp_path)
+
+
+def test_a_prefix_of_training_is_the_start_of_the_whole_run(tiny_splits):
+    config = TrainConfig(epochs=3, batch_size=50)
+    whole = train(config, tiny_splits, progress=False)
+    prefix = train(config, tiny_splits, progress=False, stop_after=1)
+    assert prefix.history == whole.history[:1]
 
 
 def test_data_of_another_dataset_is_refused(tiny_splits):

@@ -74,8 +74,23 @@ def test_training_lowers_the_loss_and_the_cache_returns_the_same_model(tmp_path)
         assert torch.equal(a, b)
     fresh = train_lm(config, data, progress=False)  # seeded: the same weights again
     assert torch.equal(next(iter(fresh.model.state_dict().values())), next(iter(again.model.state_dict().values())))
-    accuracy = exit_accuracy(trained.model, data.held_out, data.held_out_kinds, len(KINDS))
+    accuracy = exit_accuracy(trained.model, data.test, data.test_kinds, len(KINDS))
     assert accuracy.shape == (2, len(KINDS)) and ((accuracy >= 0) & (accuracy <= 1)).all()
+    logged = trained.log["validation_accuracy"]  # the log ends with each exit's validation accuracy
+    assert set(logged) == set(KINDS) and all(len(v) == config.layers for v in logged.values())
+
+
+def test_a_prefix_of_training_logs_the_start_of_the_whole_run():
+    data = make_splits(train_chains=200, held_out_chains=20)
+    config = LMConfig(**TINY)
+    whole = train_lm(config, data, progress=False)
+    prefix = train_lm(config, data, progress=False, stop_after=10)
+    assert prefix.losses == whole.losses[:10] and prefix.log["steps"] == 10
+
+
+def test_equal_settings_share_one_key():
+    assert LMConfig(lr=1).key() == LMConfig(lr=1.0).key()
+    assert LMConfig(layers=2, exit_weights=[1, 1]).key() == LMConfig(layers=2).key()
 
 
 def test_the_early_exit_loss_weighs_every_exit():

@@ -1,21 +1,25 @@
-"""Train the book's models ahead of the chapters, two at a time: ``make models``.
+"""Train the book's models: ``make models``.
 
-The chapters train what they need themselves (``train_cached``), one model after another,
-each with every core. On a small machine, two trainings side by side with one thread each
-finish sooner: convolutions on 28x28 images gain little from a second thread (on the
-2-core machine the book was written on, about 1.26x more training steps per second in all).
+The book ships every model its chapters use (``notebooks/models/``, see
+:mod:`earlyexit.checkpoints`). This command trains the ones the manifest lists but the folder
+lacks (a planned model, or a file deleted to rebuild it), two at a time with one thread each:
+convolutions on 28x28 images gain little from a second thread, so on a small machine two
+trainings side by side finish sooner than one after another with every core. Each model is
+shipped as soon as it finishes, with its training log and the machine that trained it.
 
-Which models: ``notebooks/models.json``, written by the chapters' own recorded run
-(``make notebooks`` sets ``EARLYEXIT_MODEL_LIST``; see :func:`earlyexit.utils.note_model`).
-A model missing from the list is still trained by its chapter, only later and alone.
+Before training, the current code's recipe fingerprint (:mod:`earlyexit.provenance`) is
+compared with the one the shipped models were trained under: models trained by two
+different recipes are never mixed in one manifest.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import fcntl
 import os
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -23,97 +27,158 @@ from pathlib import Path
 import torch
 from tqdm.std import tqdm
 
+from .checkpoints import Entry, Manifest, machine, models_dir, read_manifest, ship, write_manifest
 from .data import load_splits
+from .provenance import differences, fingerprint
 from .text import make_splits
-from .training import TrainConfig, cache_path, train_cached
-from .transformer import LMConfig, lm_cache_path, train_lm_cached
-from .utils import check_int, repo_root
+from .training import TrainConfig, train
+from .transformer import LMConfig, train_lm
+from .utils import check_int
 
-KINDS = {"cnn": (TrainConfig, cache_path), "lm": (LMConfig, lm_cache_path)}
-
-
-def read_model_list(path: str | Path) -> list[TrainConfig | LMConfig]:
-    """The configurations listed in ``path``; a ValueError names an entry that is not one."""
-    entries = json.loads(Path(path).read_text())
-    configs = []
-    for name, entry in entries.items():
-        kind = entry.get("kind") if isinstance(entry, dict) else None
-        if kind not in KINDS:
-            raise ValueError(f"{path}: entry {name!r} has kind {kind!r}; expected one of {sorted(KINDS)}")
-        config_type, where = KINDS[kind]
-        config = config_type(**entry["config"])
-        if where(config).stem != name:
-            raise ValueError(f"{path}: entry {name!r} describes the model {where(config).stem!r}")
-        configs.append(config)
-    return configs
+Config = TrainConfig | LMConfig
 
 
-def checkpoint(config: TrainConfig | LMConfig, cache_dir: str | Path | None = None) -> Path:
-    """Where the cache keeps the model trained from ``config``."""
-    for config_type, where in KINDS.values():
-        if isinstance(config, config_type):
-            return where(config, cache_dir)
-    raise TypeError(f"expected a TrainConfig or an LMConfig, got {type(config).__name__}")
+def config_of(entry: Entry) -> Config:
+    """The configuration an entry describes; a ValueError names the entry when it is not one."""
+    try:
+        config = TrainConfig(**entry.config) if entry.kind == "cnn" else LMConfig(**entry.config)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"manifest entry {entry.name!r}: not a valid {entry.kind} configuration ({error})") from None
+    if config.name() != entry.name:
+        raise ValueError(f"manifest entry {entry.name!r} describes the model {config.name()!r}")
+    return config
 
 
-def missing(configs: list[TrainConfig | LMConfig], cache_dir: str | Path | None = None) -> list:
-    """The configurations with no checkpoint yet, the longest trainings first."""
-    def work(config):  # a rough cost, only to start the long ones first
-        if isinstance(config, LMConfig):
-            return config.steps * config.layers * config.width * 10
-        return config.epochs * sum(config.channels)
+@contextlib.contextmanager
+def manifest_lock(folder: Path | None = None) -> Iterator[None]:
+    """Hold the manifest for one read-modify-write: two ``make models`` at once lose no entry."""
+    folder = folder or models_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".manifest.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
-    return sorted((c for c in configs if not checkpoint(c, cache_dir).exists()), key=work, reverse=True)
+
+def plan(configs: list[Config], folder: Path | None = None) -> int:
+    """Add ``configs`` to the manifest as models to train (no file yet); how many were new."""
+    with manifest_lock(folder):
+        return _plan(configs, folder)
 
 
-def _one_thread_each(threads: int) -> None:
-    torch.set_num_threads(threads)
+def _plan(configs: list[Config], folder: Path | None) -> int:
+    manifest = read_manifest(folder)
+    new = 0
+    for config in configs:
+        if not isinstance(config, (TrainConfig, LMConfig)):
+            raise TypeError(f"expected a TrainConfig or an LMConfig, got {type(config).__name__}")
+        if config.name() not in manifest.entries:
+            kind = "lm" if isinstance(config, LMConfig) else "cnn"
+            manifest.entries[config.name()] = Entry(config.name(), kind, config.as_json())
+            new += 1
+    write_manifest(manifest, folder)
+    return new
+
+
+def missing(manifest: Manifest, folder: Path | None = None) -> list[Entry]:
+    """The entries whose weights file is absent, the longest trainings first."""
+    folder = folder or models_dir()
+
+    def work(entry: Entry) -> float:  # rough seconds on one thread, only to start the long ones first
+        c = entry.config
+        if entry.kind == "lm":
+            return 6e-6 * c["steps"] * c["layers"] * c["width"] ** 2
+        return 0.36 * c["epochs"] * sum(c["channels"])
+
+    todo = [e for e in manifest.entries.values() if e.file is None or not (folder / e.file).is_file()]
+    return sorted(todo, key=work, reverse=True)
 
 
 _DATA: dict = {}
 
 
-def train_one(config: TrainConfig | LMConfig, cache_dir: str | Path | None = None) -> float:
-    """Train and store one model (in a worker process); its training time in seconds."""
+def train_one(entry: Entry, folder: Path) -> Entry:
+    """Train one model (in a worker process), ship its weights into ``folder``, return its new entry."""
+    config = config_of(entry)
     if isinstance(config, LMConfig):
         if "lm" not in _DATA:
             _DATA["lm"] = make_splits()
-        return train_lm_cached(config, _DATA["lm"], progress=False, cache_dir=cache_dir).train_seconds
-    key = (config.dataset, config.val_size, config.split_seed)
-    if key not in _DATA:
-        _DATA[key] = load_splits(config.dataset, val_size=config.val_size, seed=config.split_seed)
-    return train_cached(config, _DATA[key], progress=False, cache_dir=cache_dir).train_seconds
+        trained = train_lm(config, _DATA["lm"], progress=False)
+        model, log = trained.model, trained.log
+    else:
+        key = (config.dataset, config.val_size, config.split_seed)
+        if key not in _DATA:
+            _DATA[key] = load_splits(config.dataset, val_size=config.val_size, seed=config.split_seed)
+        trained = train(config, _DATA[key], progress=False, device="cpu")
+        model, log = trained.model, trained.history
+    return ship(entry.name, entry.kind, entry.config, model, log, trained.train_seconds, machine(), folder)
 
 
-def pretrain(configs: list[TrainConfig | LMConfig], workers: int = 2, cache_dir: str | Path | None = None,
-             progress: bool = True) -> int:
-    """Train every configuration not yet in the cache, ``workers`` at a time; how many were trained."""
+def _threads(count: int) -> None:
+    torch.set_num_threads(count)
+
+
+def check_recipe(manifest: Manifest, kinds: set[str]) -> None:
+    """Record each kind's recipe fingerprint, or raise if the code no longer matches the recorded one."""
+    for kind in sorted(kinds):
+        current = fingerprint(kind)
+        recorded = manifest.fingerprints.get(kind)
+        if recorded is None:
+            manifest.fingerprints[kind] = current
+            continue
+        problems = differences(recorded, current)
+        if problems:
+            raise RuntimeError(f"the {kind} training recipe changed since the shipped {kind} models were trained "
+                               f"({'; '.join(problems)}). Models of two recipes are never mixed: retrain every "
+                               f"{kind} model (delete their files and the manifest's '{kind}' fingerprint), "
+                               "or restore the code they came from")
+
+
+def pretrain(workers: int = 2, folder: Path | None = None, progress: bool = True,
+             kinds: tuple[str, ...] = ("cnn", "lm")) -> int:
+    """Train every listed model of ``kinds`` whose file is missing, ``workers`` at a time; how many were trained."""
     check_int("workers", workers)
-    todo = missing(configs, cache_dir)
-    if not todo:
-        return 0
+    folder = folder or models_dir()
+    with manifest_lock(folder):
+        manifest = read_manifest(folder)
+        todo = [e for e in missing(manifest, folder) if e.kind in kinds]
+        if not todo:
+            return 0
+        check_recipe(manifest, {e.kind for e in todo})
+        write_manifest(manifest, folder)
     threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_one_thread_each,
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_threads,
                              initargs=(threads,)) as pool:
-        futures = [pool.submit(train_one, config, cache_dir) for config in todo]
+        futures = [pool.submit(train_one, entry, folder) for entry in todo]
         for future in tqdm(as_completed(futures), total=len(futures), unit="model", disable=not progress):
-            future.result()  # a failed training fails the whole run, with its own error
+            entry = future.result()  # a failed training fails the whole run, with its own error
+            with manifest_lock(folder):
+                manifest = read_manifest(folder)
+                old = manifest.entries.get(entry.name)
+                if old is not None and old.file and old.file != entry.file:
+                    (folder / old.file).unlink(missing_ok=True)  # the replaced weights
+                manifest.entries[entry.name] = entry
+                write_manifest(manifest, folder)
     return len(todo)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m earlyexit.pretrain [LIST] [--workers N]``."""
+    """Command line: ``python -m earlyexit.pretrain [--workers N] [--folder DIR]``."""
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model_list", nargs="?", default=str(repo_root() / "notebooks" / "models.json"))
     parser.add_argument("--workers", type=int, default=1 if torch.cuda.is_available() else min(2, os.cpu_count() or 1))
-    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--folder", default=None, help="the shipped models' folder (default notebooks/models)")
+    parser.add_argument("--kind", choices=("cnn", "lm"), default=None, help="train only models of this kind")
     args = parser.parse_args(argv)
-    configs = read_model_list(args.model_list)
+    folder = Path(args.folder) if args.folder else None
+    total = len(read_manifest(folder).entries)
     start = time.perf_counter()
-    trained = pretrain(configs, args.workers, args.cache_dir, progress=sys.stderr.isatty())
-    print(f"models: {len(configs) - trained} of {len(configs)} were in the cache, {trained} trained "
+    kinds = (args.kind,) if args.kind else ("cnn", "lm")
+    trained = pretrain(args.workers, folder, progress=sys.stderr.isatty(), kinds=kinds)
+    print(f"models: {total - trained} of {total} were present, {trained} trained "
           f"({args.workers} at a time) in {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -13,12 +13,18 @@ Two kinds of noise hide in every accuracy the book reports:
 A difference is reported as one only when its 95% interval excludes 0; otherwise the book
 says "no measurable difference". :func:`seed_tolerance` turns a spread over seeds into how
 far a re-run on another machine may move a recorded result.
+
+A **proportion** (the share of images one exit gets right, of tokens one layer predicts)
+gets an interval for proportions, :func:`proportion` (Wilson's), never a mean plus or
+minus a spread that can leave [0, 1]. A chapter names its **primary** comparison; the
+others are exploratory, and :func:`holm` widens their intervals so that, together, they
+wrongly claim a difference no more often than one alone would.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,15 +47,59 @@ def mean_and_sd(values: Sequence[float]) -> tuple[float, float]:
     return float(mean), float(sd)
 
 
+def _z(level: float) -> float:
+    return float(scipy_stats.norm.ppf(0.5 + level / 2))
+
+
+def _level(level: float) -> float:
+    return check_number("level", level, 0.0, 1.0, open_low=True, open_high=True)
+
+
+@dataclass(frozen=True)
+class Proportion:
+    """A share of ``n`` items with its Wilson interval (which never leaves [0, 1])."""
+
+    estimate: float
+    low: float
+    high: float
+    n: int
+    level: float = LEVEL
+
+    def text(self, digits: int = 1) -> str:
+        """"87.9% (95% CI 87.1-88.6%, n = 4,213)"."""
+        return (f"{self.estimate:.{digits}%} ({_level_text(self.level)} CI {self.low * 100:.{digits}f}-"
+                f"{self.high * 100:.{digits}f}%, n = {self.n:,})")
+
+
+def proportion(successes: int | torch.Tensor, n: int | None = None, level: float = LEVEL) -> Proportion:
+    """The share ``successes / n`` with Wilson's score interval; or, given a tensor of right/wrong
+    flags, the share of true ones."""
+    level = _level(level)
+    if isinstance(successes, torch.Tensor) and n is None:
+        flags = check_flags("successes", successes)
+        successes, n = int(flags.sum()), len(flags)
+    successes, n = check_int("successes", successes, 0), check_int("n", n)
+    if successes > n:
+        raise ValueError(f"successes ({successes}) cannot exceed n ({n})")
+    interval = scipy_stats.binomtest(successes, n).proportion_ci(confidence_level=level, method="wilson")
+    return Proportion(successes / n, float(interval.low), float(interval.high), n, level)
+
+
+def _level_text(level: float) -> str:
+    text = f"{level * 100:.1f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
 @dataclass(frozen=True)
 class Difference:
-    """An estimated difference a - b with its 95% interval, and how it was obtained."""
+    """An estimated difference a - b with its interval (at ``level``), and how it was obtained."""
 
     estimate: float
     low: float
     high: float
     method: str
     p_value: float | None = None
+    level: float = LEVEL
 
     @property
     def measurable(self) -> bool:
@@ -69,14 +119,15 @@ class Difference:
         +0.30 points)". Enough decimals that the interval's width shows two significant digits."""
         width = (self.high - self.low) * abs(scale)
         digits = 2 if width <= 0 else max(2, 1 - math.floor(math.log10(width)))
-        interval = f"95% CI {self.low * scale:+.{digits}f} to {self.high * scale:+.{digits}f}{unit}"
+        interval = f"{_level_text(self.level)} CI {self.low * scale:+.{digits}f} to {self.high * scale:+.{digits}f}{unit}"
         if self.measurable:
             return f"{self.estimate * scale:+.{digits}f}{unit} ({interval})"
         return f"no measurable difference ({interval})"
 
 
-def compare_seeds(a: Sequence[float], b: Sequence[float]) -> Difference:
+def compare_seeds(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Difference:
     """mean(a) - mean(b) over independently seeded runs, with Welch's t interval."""
+    level = _level(level)
     a, b = check_finite("a", list(a)).tolist(), check_finite("b", list(b)).tolist()
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"compare_seeds needs at least two runs on each side, got {len(a)} and {len(b)}")
@@ -84,15 +135,16 @@ def compare_seeds(a: Sequence[float], b: Sequence[float]) -> Difference:
     va, vb = sa**2 / len(a), sb**2 / len(b)
     se = math.sqrt(va + vb)
     if se == 0:
-        return Difference(ma - mb, ma - mb, ma - mb, "Welch t (no spread)")
+        return Difference(ma - mb, ma - mb, ma - mb, "Welch t (no spread)", level=level)
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = float(scipy_stats.t.ppf(0.5 + LEVEL / 2, df)) * se
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, df)) * se
     p = float(2 * scipy_stats.t.sf(abs(ma - mb) / se, df))
-    return Difference(ma - mb, ma - mb - half, ma - mb + half, f"Welch t, {len(a)} and {len(b)} seeds", p)
+    return Difference(ma - mb, ma - mb - half, ma - mb + half, f"Welch t, {len(a)} and {len(b)} seeds", p, level)
 
 
-def compare_paired_seeds(a: Sequence[float], b: Sequence[float]) -> Difference:
+def compare_paired_seeds(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Difference:
     """mean(a - b) when a[i] and b[i] come from the same seed (the same model, two settings): t interval."""
+    level = _level(level)
     a, b = check_finite("a", list(a)).tolist(), check_finite("b", list(b)).tolist()
     if len(a) != len(b) or len(a) < 2:
         raise ValueError(f"compare_paired_seeds needs the same seeds on both sides, at least two; "
@@ -100,11 +152,11 @@ def compare_paired_seeds(a: Sequence[float], b: Sequence[float]) -> Difference:
     diffs = [x - y for x, y in zip(a, b)]
     mean, sd = mean_and_sd(diffs)
     if sd == 0:
-        return Difference(mean, mean, mean, f"paired t over {len(a)} seeds (no spread)")
+        return Difference(mean, mean, mean, f"paired t over {len(a)} seeds (no spread)", level=level)
     se = sd / math.sqrt(len(diffs))
-    half = float(scipy_stats.t.ppf(0.5 + LEVEL / 2, len(diffs) - 1)) * se
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, len(diffs) - 1)) * se
     p = float(2 * scipy_stats.t.sf(abs(mean) / se, len(diffs) - 1))
-    return Difference(mean, mean - half, mean + half, f"paired t over {len(a)} seeds", p)
+    return Difference(mean, mean - half, mean + half, f"paired t over {len(a)} seeds", p, level)
 
 
 def _paired(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,12 +166,13 @@ def _paired(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return a, b
 
 
-def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor) -> Difference:
+def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor, level: float = LEVEL) -> Difference:
     """Accuracy of a minus accuracy of b on the same samples: exact McNemar test, with a Wald interval.
 
     Only the samples where exactly one of the two is right carry information: under "no
     difference" each of them is a fair coin, which the exact binomial test checks.
     """
+    level = _level(level)
     a, b = _paired(correct_a, correct_b)
     n = len(a)
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
@@ -128,9 +181,9 @@ def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor) -> Difference:
     p = 1.0 if discordant == 0 else float(scipy_stats.binomtest(only_a, discordant, 0.5).pvalue)
     # variance of the paired difference of two proportions
     var = (only_a + only_b - (only_a - only_b) ** 2 / n) / n**2
-    half = float(scipy_stats.norm.ppf(0.5 + LEVEL / 2)) * math.sqrt(max(var, 0.0))
+    half = _z(level) * math.sqrt(max(var, 0.0))
     return Difference(estimate, estimate - half, estimate + half,
-                      f"McNemar, {only_a} vs {only_b} disagreements of {n}", p)
+                      f"McNemar, {only_a} vs {only_b} disagreements of {n}", p, level)
 
 
 def paired_bootstrap(correct_a: torch.Tensor, correct_b: torch.Tensor, resamples: int = 2000,
@@ -205,3 +258,26 @@ def auroc_difference(scores_a: torch.Tensor, scores_b: torch.Tensor, positive: t
                                torch.tensor([(1 - LEVEL) / 2, (1 + LEVEL) / 2], dtype=torch.float64))
     return Difference(auroc(a, positive) - auroc(b, positive), float(low), float(high),
                       f"paired bootstrap over samples, {resamples} resamples")
+
+
+def holm(comparisons: dict[str, Callable[[float], Difference]], level: float = LEVEL) -> dict[str, Difference]:
+    """Run a family of comparisons with Holm's step-down correction, as intervals.
+
+    Each comparison is a function of the confidence level. All are first run at ``level`` for
+    their p-values. In order of p-value, the i-th (from 0) is then run at level
+    1 - alpha / (m - i), as Holm tests it, until one fails its test: that one and every later
+    one are run at the level of the failed step, where none can claim a difference either.
+    Together, the family wrongly claims a difference with probability at most
+    alpha = 1 - ``level``.
+    """
+    level = _level(level)
+    alpha, m = 1 - level, len(comparisons)
+    first = {name: compare(level) for name, compare in comparisons.items()}
+    if any(d.p_value is None for d in first.values()):
+        raise ValueError("holm needs comparisons that report a p-value")
+    adjusted, step = {}, None
+    for rank, name in enumerate(sorted(first, key=lambda name: first[name].p_value)):
+        if step is None and first[name].p_value > alpha / (m - rank):
+            step = 1 - alpha / (m - rank)  # the first failure: the stopping level from here on
+        adjusted[name] = comparisons[name](1 - alpha / (m - rank) if step is None else step)
+    return {name: adjusted[name] for name in comparisons}

@@ -22,11 +22,15 @@ predict from what came before:
   a chain ends). No model can predict them, at any depth.
 
 :func:`make_corpus` draws chains from a seeded generator; :func:`token_kinds` labels every
-character of a text.
+character of a text. A tenth of the possible chain starts is **reserved**
+(:func:`reserved_questions`): the training text never asks them, not even inside a chain, and
+every validation and test chain, and every prompt, starts with one. A model that answers them
+has learnt to add, not remembered the answers.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 
@@ -53,20 +57,70 @@ def decode(ids: torch.Tensor | list[int]) -> str:
     return "".join(VOCAB[int(i)] for i in ids)
 
 
-def chain(a: int, b: int, lines: int) -> str:
-    """``lines`` additions starting from ``a + b``, each next question ``b`` and the sum mod 100."""
+def chain(a: int, b: int, lines: int, stop: frozenset[tuple[int, int]] = frozenset()) -> str:
+    """``lines`` additions starting from ``a + b``, each next question ``b`` and the sum mod 100.
+
+    The chain ends early, before any later question in ``stop`` (the training text stops before
+    the reserved questions, see :func:`reserved_questions`).
+    """
+    for name, value in (("a", a), ("b", b)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 99:
+            raise ValueError(f"{name} must be an int from 0 to 99 (a two-digit number), got {value!r}")
+    check_int("lines", lines)
     text = []
-    for _ in range(lines):
+    for line in range(lines):
+        if line and (a, b) in stop:
+            break
         text.append(f"{a:02d}+{b:02d}={a + b};\n")
         a, b = b, (a + b) % 100
     return "".join(text)
 
 
-def make_corpus(chains: int, seed: int = 0) -> str:
-    """``chains`` chains of random starts and lengths, from a generator seeded with ``seed``."""
+#: Share of the chain starts (two numbers from 10 to 99) never asked in the training text.
+RESERVED_SHARE = 0.1
+SPLITS = ("validation", "test")
+
+
+@functools.lru_cache(maxsize=1)
+def reserved_questions() -> dict[str, frozenset[tuple[int, int]]]:
+    """The questions held out of training: a fixed random tenth of every ``a+b`` with a and b from
+    10 to 99, half for validation (choosing settings), half for test (judging them).
+
+    No line of the training text asks one of them, not even inside a chain: a held-out prompt
+    is a question the model has never seen answered.
+    """
+    starts = [(a, b) for a in range(10, 100) for b in range(10, 100)]
+    chosen = random.Random(RESERVE_SEED).sample(starts, round(RESERVED_SHARE * len(starts)))
+    half = len(chosen) // 2
+    return {"validation": frozenset(chosen[:half]), "test": frozenset(chosen[half:])}
+
+
+RESERVE_SEED = 31_337
+
+
+def _all_reserved() -> frozenset[tuple[int, int]]:
+    parts = reserved_questions()
+    return parts["validation"] | parts["test"]
+
+
+def make_corpus(chains: int, seed: int = 0, split: str = "train") -> str:
+    """``chains`` chains of random lengths, from a generator seeded with ``seed``.
+
+    ``split="train"``: random starts outside the reserved questions, every chain cut before
+    one (:func:`reserved_questions`). ``"validation"`` or ``"test"``: every chain starts with
+    a reserved question of that split, then goes on as chains do.
+    """
     rng = random.Random(check_int("seed", seed, 0))
-    return "".join(chain(rng.randint(10, 99), rng.randint(10, 99), rng.randint(MIN_CHAIN, MAX_CHAIN))
-                   for _ in range(check_int("chains", chains)))
+    check_int("chains", chains)
+    if split == "train":
+        stop = _all_reserved()
+        starts = sorted((a, b) for a in range(10, 100) for b in range(10, 100) if (a, b) not in stop)
+    elif split in SPLITS:
+        stop, starts = frozenset(), sorted(reserved_questions()[split])
+    else:
+        raise ValueError(f"split must be 'train' or one of {SPLITS}, got {split!r}")
+    return "".join(chain(*rng.choice(starts), rng.randint(MIN_CHAIN, MAX_CHAIN), stop=stop)
+                   for _ in range(chains))
 
 
 def token_kinds(text: str) -> list[str]:
@@ -100,20 +154,36 @@ def kind_ids(text: str) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class TextSplits:
-    """Token ids of a training and a held-out text, with the kind of every held-out token."""
+    """Token ids of a training, a validation and a test text, with the kind of every held-out token.
+
+    The validation and test texts start every chain with a question the training text never
+    asks (:func:`reserved_questions`): choose on validation, judge on test.
+    """
 
     train: torch.Tensor
-    held_out: torch.Tensor
-    held_out_kinds: torch.Tensor
+    validation: torch.Tensor
+    validation_kinds: torch.Tensor
+    test: torch.Tensor
+    test_kinds: torch.Tensor
 
 
-def make_splits(train_chains: int = 6000, held_out_chains: int = 300, seed: int = 0) -> TextSplits:
-    """A training text and a held-out text, drawn from differently seeded generators."""
-    held_out = make_corpus(held_out_chains, seed + 10_000)
-    return TextSplits(encode(make_corpus(train_chains, seed)), encode(held_out), kind_ids(held_out))
+def make_splits(train_chains: int = 8000, held_out_chains: int = 300, seed: int = 0) -> TextSplits:
+    """A training text, and validation and test texts of ``held_out_chains`` chains each, from
+    differently seeded generators."""
+    validation = make_corpus(held_out_chains, seed + 10_000, "validation")
+    test = make_corpus(held_out_chains, seed + 20_000, "test")
+    return TextSplits(encode(make_corpus(train_chains, seed)), encode(validation), kind_ids(validation),
+                      encode(test), kind_ids(test))
 
 
-def prompts(count: int, seed: int = 1) -> list[str]:
-    """``count`` held-out starts of a chain: two random numbers and the ``=``."""
+def prompts(count: int, seed: int = 1, split: str = "test") -> list[str]:
+    """``count`` different starts of a chain, two reserved numbers and the ``=``, from ``split``
+    (``"test"`` to judge, ``"validation"`` to choose a setting): never asked in the training text."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    pool = sorted(reserved_questions()[split])
+    count = check_int("count", count)
+    if count > len(pool):
+        raise ValueError(f"count must be at most {len(pool)}, the reserved {split} questions; got {count}")
     rng = random.Random(check_int("seed", seed, 0) + 20_000)
-    return [f"{rng.randint(10, 99)}+{rng.randint(10, 99)}=" for _ in range(check_int("count", count))]
+    return [f"{a}+{b}=" for a, b in rng.sample(pool, count)]

@@ -27,7 +27,6 @@ import hashlib
 import json
 import math
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,21 +34,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.std import tqdm  # plain text bars: no ipywidgets needed in Jupyter
 
+from .checkpoints import load_or_train
 from .data import DATASETS, Splits, make_loader
 from .evaluation import collect, exit_accuracies
 from .exits import exit_decision, learned_confidence, max_softmax
 from .losses import check_weights, confidence_loss
 from .models import FORUM_CHANNELS, EarlyExitCNN
-from .utils import (
-    atomic_save,
-    check_int,
-    check_number,
-    default_device,
-    note_model,
-    progress_enabled,
-    repo_root,
-    seed_everything,
-)
+from .utils import check_int, check_number, default_device, progress_enabled, seed_everything
 
 REGIMES = ("joint", "masked", "learned")
 CACHE_FORMAT = 2  # bump when the training code changes what a configuration produces
@@ -68,7 +59,7 @@ class TrainConfig:
     exit_weights: tuple[float, ...] | None = None  # None: 1 for every exit
     confidence_weight: float = 1.0
     gate_threshold: float = 0.9
-    epochs: int = 2
+    epochs: int = 6  # the converged length (earlyexit.recipes, Chapter 4)
     batch_size: int = 128
     lr: float = 5e-3
     seed: int = 0
@@ -102,6 +93,14 @@ class TrainConfig:
         """A short hash of the full configuration (and of the cache format)."""
         text = json.dumps({"format": CACHE_FORMAT, **asdict(self)}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def name(self) -> str:
+        """The model's name in the manifest and the cache: regime and key."""
+        return f"{self.regime}-{self.key()}"
+
+    def as_json(self) -> dict:
+        """The configuration as JSON reads it back (tuples as lists)."""
+        return json.loads(json.dumps(asdict(self)))
 
 
 def static_config(channels: tuple[int, ...], seed: int = 0, **settings: object) -> TrainConfig:
@@ -162,12 +161,22 @@ def training_loss(model: EarlyExitCNN, images: torch.Tensor, targets: torch.Tens
     return loss, stats
 
 
-def train(config: TrainConfig, data: Splits, progress: bool | None = None,
-          device: torch.device | str | None = None) -> TrainedModel:
-    """Train a fresh model from ``config.seed``: Adam, one-cycle schedule."""
+def _check_data(config: TrainConfig, data: Splits) -> None:
+    if not isinstance(data, Splits):
+        raise TypeError(f"data must be the Splits of earlyexit.data.load_splits, got {type(data).__name__}")
     if data.name != config.dataset:
-        raise ValueError(f"config is for {config.dataset!r} but the data is "
-                         f"{data.name!r}")
+        raise ValueError(f"config is for {config.dataset!r} but the data is {data.name!r}")
+
+
+def train(config: TrainConfig, data: Splits, progress: bool | None = None,
+          device: torch.device | str | None = None, stop_after: int | None = None) -> TrainedModel:
+    """Train a fresh model from ``config.seed``: Adam, one-cycle schedule.
+
+    ``stop_after`` ends training after that many epochs of the full schedule: the same first
+    epochs as the whole run (provenance checks retrain such a prefix, Chapter 4).
+    """
+    _check_data(config, data)
+    epochs = config.epochs if stop_after is None else min(check_int("stop_after", stop_after), config.epochs)
     device = torch.device(device) if device is not None else default_device()
     seed_everything(config.seed)
     model = EarlyExitCNN(config.channels, num_classes=len(data.classes))
@@ -187,7 +196,7 @@ def train(config: TrainConfig, data: Splits, progress: bool | None = None,
     bar = tqdm(total=config.epochs * len(loader), unit="batch", mininterval=1.0,
                desc=f"{config.regime} seed {config.seed}",
                disable=not progress_enabled(progress))
-    for epoch in range(config.epochs):
+    for epoch in range(epochs):
         model.train()
         totals = {"loss": 0.0, "deep_fraction": 0.0, "confidence": 0.0}
         for images, targets in loader:
@@ -212,45 +221,20 @@ def train(config: TrainConfig, data: Splits, progress: bool | None = None,
     return TrainedModel(model, config, history, seconds, from_cache=False)
 
 
-def cache_path(config: TrainConfig, cache_dir: str | Path | None = None) -> Path:
-    """Where the checkpoint of ``config`` lives."""
-    folder = Path(cache_dir) if cache_dir is not None else repo_root() / ".cache" / "models"
-    return folder / f"{config.regime}-{config.key()}.pt"
-
-
-def save_checkpoint(trained: TrainedModel, path: Path) -> None:
-    """Write atomically: a reader never sees a half-written file."""
-    state = {k: v.detach().cpu().contiguous() for k, v in trained.model.state_dict().items()}
-    atomic_save({"config": asdict(trained.config), "state_dict": state,
-                 "history": trained.history, "train_seconds": trained.train_seconds}, path)
-
-
-def load_checkpoint(config: TrainConfig, path: Path, num_classes: int = 10) -> TrainedModel:
-    """Load a checkpoint with ``weights_only=True``; raises if it is unreadable or not ``config``'s."""
-    payload = torch.load(path, weights_only=True, map_location="cpu")
-    if TrainConfig(**payload["config"]) != config:
-        raise ValueError(f"{path} holds a different configuration")
-    model = EarlyExitCNN(config.channels, num_classes)
-    model.load_state_dict(payload["state_dict"])
-    model.eval()
-    return TrainedModel(model, config, payload["history"], payload["train_seconds"], from_cache=True)
-
-
 def train_cached(config: TrainConfig, data: Splits, progress: bool | None = None,
                  cache_dir: str | Path | None = None, device: torch.device | str | None = None) -> TrainedModel:
-    """Load ``config``'s model from the cache, or train it and store it; retrain a corrupt file.
+    """``config``'s model: the book's shipped weights when it is one of them (verified,
+    :mod:`earlyexit.checkpoints`), else from this machine's cache, else trained now and cached.
 
     The model comes back on the CPU, whatever device trained it.
     """
-    path = cache_path(config, cache_dir)
-    note_model(path.stem, "cnn", asdict(config))
-    if path.exists():
-        try:
-            return load_checkpoint(config, path, len(data.classes))
-        except Exception as error:  # a corrupt or foreign file is replaced, never trusted
-            warnings.warn(f"ignoring unreadable checkpoint {path.name} ({type(error).__name__}); retraining",
-                          stacklevel=2)
-    trained = train(config, data, progress, device)
-    trained.model = trained.model.cpu()
-    save_checkpoint(trained, path)
-    return trained
+    _check_data(config, data)
+
+    def fresh() -> tuple[torch.nn.Module, list, float]:
+        trained = train(config, data, progress, device)
+        return trained.model.cpu(), trained.history, trained.train_seconds
+
+    loaded = load_or_train(config.name(), "cnn", config.as_json(),
+                           lambda: EarlyExitCNN(config.channels, len(data.classes)), fresh,
+                           cache=Path(cache_dir) if cache_dir is not None else None)
+    return TrainedModel(loaded.model, config, loaded.log, loaded.train_seconds, loaded.source != "trained")

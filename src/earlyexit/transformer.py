@@ -21,17 +21,18 @@ import functools
 import hashlib
 import json
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.std import tqdm
 
-from .text import VOCAB, TextSplits
-from .utils import atomic_save, check_int, check_number, note_model, progress_enabled, repo_root, seed_everything
+from .checkpoints import load_or_train
+from .text import KINDS, VOCAB, TextSplits
+from .utils import check_int, check_number, progress_enabled, seed_everything
 
 LM_CACHE_FORMAT = 1  # bump when the training code changes what a configuration produces
 
@@ -56,7 +57,7 @@ class LMConfig:
         check_int("seed", self.seed, 0)
         if self.width % self.heads:
             raise ValueError(f"width ({self.width}) must be a multiple of heads ({self.heads})")
-        check_number("lr", self.lr, open_low=True)
+        object.__setattr__(self, "lr", check_number("lr", self.lr, open_low=True))  # 1 and 1.0: one key
         weights = (1.0,) * self.layers if self.exit_weights is None else tuple(self.exit_weights)
         if len(weights) != self.layers:
             raise ValueError(f"exit_weights needs one weight per layer ({self.layers}), got {len(weights)}")
@@ -66,8 +67,17 @@ class LMConfig:
         object.__setattr__(self, "exit_weights", weights)
 
     def key(self) -> str:
+        """A short hash of the full configuration (and of the cache format)."""
         text = json.dumps({"format": LM_CACHE_FORMAT, **asdict(self)}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def name(self) -> str:
+        """The model's name in the manifest and the cache."""
+        return f"lm-{self.key()}"
+
+    def as_json(self) -> dict:
+        """The configuration as JSON reads it back (tuples as lists)."""
+        return json.loads(json.dumps(asdict(self)))
 
 
 class KVCache:
@@ -190,26 +200,48 @@ def early_exit_loss(exit_logits: list[torch.Tensor], targets: torch.Tensor,
 
 @dataclass
 class TrainedLM:
+    """A language model with its training log (the loss every few steps, validation accuracy at the end)."""
+
     model: EarlyExitLM
     config: LMConfig
-    losses: list[float] = field(default_factory=list)
+    log: dict[str, Any] = field(default_factory=dict)
     train_seconds: float = 0.0
     from_cache: bool = False
 
+    @property
+    def losses(self) -> list[float]:
+        """The training loss, averaged over every ``log["loss_every"]`` steps."""
+        return list(self.log.get("loss", []))
 
-def train_lm(config: LMConfig, data: TextSplits, progress: bool | None = None) -> TrainedLM:
-    """AdamW with a cosine schedule, on random windows of the training text."""
+
+LOG_POINTS = 100  # training-loss points kept per run
+
+
+def train_lm(config: LMConfig, data: TextSplits, progress: bool | None = None,
+             stop_after: int | None = None) -> TrainedLM:
+    """AdamW with a one-cycle schedule, on random windows of the training text.
+
+    The log keeps the mean training loss over every ``loss_every`` steps and, at the end,
+    each exit's next-token accuracy on the validation text, per token kind. ``stop_after``
+    ends training after that many steps of the full schedule (a prefix, for provenance checks).
+    """
+    if not isinstance(data, TextSplits):
+        raise TypeError(f"data must be the TextSplits of earlyexit.text.make_splits, got {type(data).__name__}")
+    tokens, window = data.train, config.context + 1
+    if len(tokens) <= window:
+        raise ValueError(f"the training text has {len(tokens)} tokens, fewer than one window of {window}")
+    steps = config.steps if stop_after is None else min(check_int("stop_after", stop_after), config.steps)
     seed_everything(config.seed)
     model = EarlyExitLM(config)
     generator = torch.Generator().manual_seed(config.seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps)
-    tokens, window = data.train, config.context + 1
-    losses, start = [], time.perf_counter()
-    bar = tqdm(total=config.steps, unit="step", mininterval=1.0, desc=f"LM seed {config.seed}",
+    every = max(1, config.steps // LOG_POINTS)
+    losses, running, start = [], 0.0, time.perf_counter()
+    bar = tqdm(total=steps, unit="step", mininterval=1.0, desc=f"LM seed {config.seed}",
                disable=not progress_enabled(progress))
     model.train()
-    for _ in range(config.steps):
+    for step in range(steps):
         starts = torch.randint(len(tokens) - window, (config.batch_size,), generator=generator)
         batch = torch.stack([tokens[s:s + window] for s in starts.tolist()])
         loss = early_exit_loss(model(batch[:, :-1]), batch[:, 1:], config.exit_weights)
@@ -217,38 +249,29 @@ def train_lm(config: LMConfig, data: TextSplits, progress: bool | None = None) -
         loss.backward()
         optimiser.step()
         schedule.step()
-        losses.append(float(loss.detach()))
+        running += float(loss.detach())
+        if (step + 1) % every == 0:
+            losses.append(round(running / every, 5))
+            running = 0.0
         bar.update()
     bar.close()
-    return TrainedLM(model.eval(), config, losses, time.perf_counter() - start)
-
-
-def lm_cache_path(config: LMConfig, cache_dir: str | Path | None = None) -> Path:
-    folder = Path(cache_dir) if cache_dir is not None else repo_root() / ".cache" / "models"
-    return folder / f"lm-{config.key()}.pt"
+    model.eval()
+    accuracy = exit_accuracy(model, data.validation, data.validation_kinds, len(KINDS))
+    log = {"loss_every": every, "loss": losses, "steps": steps,
+           "validation_accuracy": {kind: [round(float(a), 5) for a in accuracy[:, k]] for k, kind in enumerate(KINDS)}}
+    return TrainedLM(model, config, log, time.perf_counter() - start)
 
 
 def train_lm_cached(config: LMConfig, data: TextSplits, progress: bool | None = None,
                     cache_dir: str | Path | None = None) -> TrainedLM:
-    """Load ``config``'s model from the cache, or train it and store it; retrain a corrupt file."""
-    path = lm_cache_path(config, cache_dir)
-    note_model(path.stem, "lm", asdict(config))
-    if path.exists():
-        try:
-            payload = torch.load(path, weights_only=True)
-            if LMConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in payload["config"].items()}) \
-                    != config:
-                raise ValueError("another configuration")
-            model = EarlyExitLM(config)
-            model.load_state_dict(payload["state_dict"])
-            return TrainedLM(model.eval(), config, payload["losses"], payload["train_seconds"], True)
-        except Exception as error:  # a corrupt or foreign file is replaced, never trusted
-            warnings.warn(f"ignoring unreadable checkpoint {path.name} ({type(error).__name__}); retraining",
-                          stacklevel=2)
-    trained = train_lm(config, data, progress)
-    atomic_save({"config": asdict(config), "state_dict": trained.model.state_dict(), "losses": trained.losses,
-                 "train_seconds": trained.train_seconds}, path)
-    return trained
+    """``config``'s model: shipped with the book (verified), else cached on this machine, else trained and cached."""
+    def fresh() -> tuple[nn.Module, dict, float]:
+        trained = train_lm(config, data, progress)
+        return trained.model, trained.log, trained.train_seconds
+
+    loaded = load_or_train(config.name(), "lm", config.as_json(), lambda: EarlyExitLM(config), fresh,
+                           cache=Path(cache_dir) if cache_dir is not None else None)
+    return TrainedLM(loaded.model, config, loaded.log or {}, loaded.train_seconds, loaded.source != "trained")
 
 
 @torch.no_grad()

@@ -1,0 +1,78 @@
+"""The book's models, planned once: every configuration a chapter trains, and why.
+
+Nothing here trains anything. :func:`book_models` lists the configurations; the manifest
+(:mod:`earlyexit.checkpoints`) ships them and ``make models`` trains any that are missing.
+
+* **How long to train** (Chapter 4): the forum's network with the joint loss, on a ladder of
+  training lengths (:data:`LADDER_EPOCHS`), two seeds each. With a one-cycle schedule a
+  shorter run is not the first part of a longer one, so each length is a run of its own.
+  The book trains every CNN for the shortest length whose mean validation accuracy, at every
+  exit, is within :data:`CONVERGED_WITHIN` of the best length's: the default of
+  :class:`~earlyexit.training.TrainConfig`. The language models' ladder is
+  :data:`LM_LADDER_STEPS` (Chapter 11), judged on the validation text's answer digits.
+* **Seeds**: :data:`SEEDS`, five, for every model a conclusion rests on.
+* **The skeptic's alternatives** (Chapter 6): static networks trained with the same recipe,
+  one block (:func:`one_block_config`) and two blocks across :data:`STATIC_WIDTHS`, and the
+  three-block family (:data:`THREE_BLOCKS`).
+"""
+
+from __future__ import annotations
+
+from .training import TrainConfig, static_config
+from .transformer import LMConfig
+
+SEEDS = (0, 1, 2, 3, 4)
+LADDER_SEEDS = (0, 1)
+LADDER_EPOCHS = (1, 2, 4, 6, 8, 12, 16)
+LM_LADDER_STEPS = (1500, 3000, 6000, 12000)
+CONVERGED_WITHIN = 0.001  # a tenth of a point of accuracy
+
+#: Two-block static networks: the forum's (16, 32) and narrower ones with the same shape.
+STATIC_WIDTHS = ((4, 7), (8, 14), (12, 21), (16, 32))
+#: One-block static networks: a block and its classifier, nothing after it.
+ONE_BLOCK_WIDTHS = (8, 16, 32, 64)
+#: The three-block network of Chapters 9 and 10 (each block doubles the channels).
+THREE_BLOCKS = (16, 32, 64)
+THREE_BLOCK_STATIC_SEEDS = (0, 1, 2)
+
+
+def one_block_config(channels: int, seed: int = 0, **settings: object) -> TrainConfig:
+    """A one-block network: block 1 with ``channels`` and its classifier, trained alone.
+
+    The package's networks have at least two blocks, so a second block of one channel
+    stands behind it with an exit weight of 0: nothing trains it, and a one-block network
+    never runs it (its cost is exit 1's, :func:`earlyexit.flops.exit_costs`).
+    """
+    return TrainConfig(regime="joint", channels=(channels, 1), exit_weights=(1.0, 0.0), confidence_weight=0.0,
+                       seed=seed, **settings)
+
+
+def ladder_models() -> list[TrainConfig | LMConfig]:
+    """The training-length ladders of the CNN recipe and of the language-model recipe."""
+    cnn = [TrainConfig(epochs=e, seed=s) for e in LADDER_EPOCHS for s in LADDER_SEEDS]
+    lm = [LMConfig(steps=n, seed=s) for n in LM_LADDER_STEPS for s in LADDER_SEEDS]
+    return cnn + lm
+
+
+def book_models() -> list[TrainConfig | LMConfig]:
+    """Every model the chapters use (the ladders included), each once."""
+    configs: list[TrainConfig | LMConfig] = list(ladder_models())
+    for seed in SEEDS:
+        configs += [
+            TrainConfig(seed=seed),  # the book's standard model (joint loss)
+            TrainConfig(regime="masked", seed=seed),  # Chapter 3's gradient masking
+            TrainConfig(regime="learned", seed=seed),  # ... gated by the learned confidence
+            TrainConfig(exit_weights=(0.3, 1.0), seed=seed),  # Chapter 4's unequal weights
+            TrainConfig(channels=THREE_BLOCKS, seed=seed),  # Chapters 9 and 10
+        ]
+        configs += [static_config(widths, seed=seed) for widths in STATIC_WIDTHS]
+        configs += [one_block_config(c, seed=seed) for c in ONE_BLOCK_WIDTHS]
+    configs += [static_config(THREE_BLOCKS, seed=s) for s in THREE_BLOCK_STATIC_SEEDS]
+    # Chapter 3: the forum's design as posted, a confidence head that nothing trains
+    configs.append(TrainConfig(regime="learned", confidence_weight=0.0, gate_threshold=0.5))
+    # Chapters 11 and 12: three seeds of the six-layer model, one of twelve layers
+    configs += [LMConfig(seed=s) for s in (0, 1, 2)] + [LMConfig(layers=12)]
+    unique: dict[str, TrainConfig | LMConfig] = {}
+    for config in configs:
+        unique.setdefault(config.name(), config)
+    return list(unique.values())
