@@ -85,7 +85,8 @@ def test_a_doctored_lm_recipe_or_corpus_changes_the_fingerprint(monkeypatch):
     corpus = make_splits(train_chains=300, held_out_chains=10)
     clean = provenance.lm_fingerprint(corpus)
     adamw = torch.optim.AdamW
-    monkeypatch.setattr(transformer.torch.optim, "AdamW", lambda params, **kw: adamw(params, **{**kw, "weight_decay": 0.02}))
+    doubled = lambda params, **kw: adamw(params, **{**kw, "weight_decay": 0.02})  # noqa: E731
+    monkeypatch.setattr(transformer.torch.optim, "AdamW", doubled)
     assert provenance.differences(clean, provenance.lm_fingerprint(corpus))
     monkeypatch.undo()
     other = make_splits(train_chains=301, held_out_chains=10)

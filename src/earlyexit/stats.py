@@ -119,7 +119,8 @@ class Difference:
         +0.30 points)". Enough decimals that the interval's width shows two significant digits."""
         width = (self.high - self.low) * abs(scale)
         digits = 2 if width <= 0 else max(2, 1 - math.floor(math.log10(width)))
-        interval = f"{_level_text(self.level)} CI {self.low * scale:+.{digits}f} to {self.high * scale:+.{digits}f}{unit}"
+        bounds = f"{self.low * scale:+.{digits}f} to {self.high * scale:+.{digits}f}{unit}"
+        interval = f"{_level_text(self.level)} CI {bounds}"
         if self.measurable:
             return f"{self.estimate * scale:+.{digits}f}{unit} ({interval})"
         return f"no measurable difference ({interval})"
