@@ -41,3 +41,13 @@ def test_calibration_refuses_bad_input_by_name():
         expected_calibration_error(torch.full((4,), 0.5), torch.ones(4, dtype=torch.bool), bins=0)
     with pytest.raises(ValueError, match="correct must hold one right/wrong flag"):
         expected_calibration_error(torch.full((4,), 0.5), torch.tensor([3, 0, 1, 2]))
+
+
+def test_labels_and_confidences_are_one_per_sample_not_flattened():
+    logits, labels = torch.randn(20, 10), torch.randint(0, 10, (20,))
+    with pytest.raises(ValueError, match=r"labels \(1-D\), got \(20, 10\) and \(20, 1\)"):
+        fit_temperature(logits, labels[:, None])  # it failed inside cross_entropy
+    with pytest.raises(ValueError, match=r"confidence must be 1-D, got shape \(4, 5\)"):
+        expected_calibration_error(torch.rand(4, 5), torch.ones(20, dtype=torch.bool))
+    with pytest.raises(TypeError, match="confidence must be a tensor or a sequence of numbers"):
+        expected_calibration_error("0.5", [True])

@@ -225,3 +225,25 @@ def test_read_idx_reads_unsigned_bytes_in_their_shape(tmp_path):
     (tmp_path / "ok").write_bytes(_idx(0x08, (2, 3), bytes(range(6))))
     got = data.read_idx(str(tmp_path / "ok"))  # a str path too
     assert got.dtype == torch.uint8 and torch.equal(got, torch.arange(6, dtype=torch.uint8).reshape(2, 3))
+
+
+def test_the_loader_and_the_splits_check_their_arguments_by_name(tiny_splits):
+    images, labels = tiny_splits.train_images, tiny_splits.train_labels
+    with pytest.raises(ValueError, match="200 images but 199 labels"):
+        data.make_loader(images, labels[:-1])
+    with pytest.raises(TypeError, match="shuffle must be True or False"):
+        data.make_loader(images, labels, shuffle="yes")
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
+        data.make_loader(images, labels, seed=-1)
+    with pytest.raises(ValueError, match="val_size must be an int >= 1, got 1.5"):
+        data.load_splits(val_size=1.5, download=False)
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
+        data.load_splits(seed=0.5, download=False)
+
+
+def test_images_are_normalised_once_from_raw_pixels():
+    raw = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
+    once = data.normalise(raw)
+    assert once.shape == (3, 1, 28, 28) and once.dtype == torch.float32
+    with pytest.raises(ValueError, match=r"images must be raw uint8 pixels of shape \(N, 28, 28\)"):
+        data.normalise(once[:, 0])  # normalising twice gave wrong inputs without an error

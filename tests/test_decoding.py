@@ -95,3 +95,25 @@ def test_the_cache_cuts_back_and_bad_arguments_fail_clearly(model):
         early_exit_generate(model, PROMPTS[0], 5, 0.5, "skip")
     with pytest.raises(ValueError, match="threshold"):
         early_exit_generate(model, PROMPTS[0], 5, 1.5)
+
+
+@pytest.mark.parametrize("prompt, error, message", [
+    (torch.tensor([[1, 2, 3], [4, 5, 6]]), ValueError, "prompt must be one sequence of token ids, got a batch of 2"),
+    (torch.tensor([1.9, 2.0, 3.0]), TypeError, "prompt must hold integer token ids"),  # was truncated to 1
+    (torch.tensor([1.0, float("nan")]), TypeError, "prompt must hold integer token ids"),
+    ([4, 14], ValueError, "prompt must hold token ids from 0 to 13"),
+    ([-1, 4], ValueError, "prompt must hold token ids from 0 to 13"),
+])
+def test_a_prompt_is_one_sequence_of_token_ids_or_it_is_refused(model, prompt, error, message):
+    for decode in (lambda p: greedy(model, p, 2), lambda p: early_exit_generate(model, p, 2, 0.9),
+                   lambda p: speculative_generate(model, p, 2, 1, 2)):
+        with pytest.raises(error, match=message):
+            decode(prompt)
+
+
+def test_a_batch_of_one_prompt_decodes_as_the_prompt_itself(model):
+    assert greedy(model, PROMPTS[0][None], 5)[0] == greedy(model, PROMPTS[0], 5)[0]
+    with pytest.raises(TypeError, match="cache must be True or False"):
+        greedy(model, PROMPTS[0], 5, cache="no")
+    with pytest.raises(TypeError, match="model must be an EarlyExitLM"):
+        greedy(model.state_dict(), PROMPTS[0], 5)

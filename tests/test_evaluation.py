@@ -63,3 +63,49 @@ def test_evaluate_rule_takes_a_plain_threshold_like_routing_and_checks_costs():
         evaluate_rule(record, 0.5, (1.0, float("nan")))
     with pytest.raises(ValueError, match="2 exit costs for 3 exits"):
         evaluate_rule(record_from([[1, 0], [1, 0], [1, 1]]), 0.5, (1.0, 2.0))
+
+
+def test_a_record_refuses_labels_that_would_compare_as_a_table():
+    logits = (torch.randn(6, 3), torch.randn(6, 3))
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    with pytest.raises(ValueError, match=r"labels must be a 1-D tensor of class indices, got shape \(6, 1\)"):
+        ExitRecord(logits, (torch.zeros(6),), labels[:, None])  # correct() gave a (6, 6) table and a wrong accuracy
+    with pytest.raises(ValueError, match="labels must hold class indices from 0 to 2"):
+        ExitRecord(logits, (torch.zeros(6),), labels + 1)
+    with pytest.raises(ValueError, match="labels must hold one class index per sample"):
+        ExitRecord(logits, (torch.zeros(6),), labels[:5])
+    with pytest.raises(ValueError, match="every exit's logits must be"):
+        ExitRecord((logits[0], torch.randn(5, 3)), (), labels)
+    with pytest.raises(ValueError, match="confidence_logits must hold at most one"):
+        ExitRecord(logits, (torch.zeros(6), torch.zeros(6)), labels)
+    with pytest.raises(ValueError, match="exit_logits must hold at least one"):
+        ExitRecord((), (), labels)
+
+
+def test_an_exit_number_outside_the_record_is_refused():
+    record = record_from([[1, 0], [1, 1]])
+    with pytest.raises(ValueError, match="exit_number must be an int from 1 to 2, got 0"):
+        record.correct(0)  # it silently read the last exit
+    with pytest.raises(ValueError, match="exit_number must be an int from 1 to 2, got 3"):
+        record.scores("max_softmax", 3)
+
+
+def test_collect_and_the_class_shares_check_their_labels():
+    model = sharpened_model((8, 16))
+    images = torch.randn(4, 1, 28, 28)
+    with pytest.raises(ValueError, match="labels must be a 1-D tensor of class indices"):
+        collect(model, images, torch.zeros(4, 1, dtype=torch.long))
+    with pytest.raises(TypeError, match="model must be an EarlyExitCNN"):
+        collect(images, images, torch.zeros(4, dtype=torch.long))
+    exits = torch.tensor([True, False, True])
+    with pytest.raises(ValueError, match="labels must hold class indices from 0 to 2"):
+        exit_fraction_by_class(exits, torch.tensor([0, 1, 5]), 3)  # it returned 6 shares for 3 classes
+    with pytest.raises(TypeError, match="record must be an ExitRecord"):
+        evaluate_rule(None, ThresholdRule(0.5), (1.0, 2.0))
+
+
+def test_summaries_of_a_record_refuse_what_is_not_a_record():
+    with pytest.raises(TypeError, match="record must be an ExitRecord"):
+        exit_accuracies({"exit_logits": ()})
+    with pytest.raises(TypeError, match="record must be an ExitRecord"):
+        overthinking([])

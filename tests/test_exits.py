@@ -112,3 +112,12 @@ def test_as_rule_builds_a_threshold_rule_or_passes_a_rule_through():
     assert as_rule(patience) is patience
     with pytest.raises(ValueError, match="criterion inside the rule"):
         as_rule(patience, "max_softmax")
+
+
+def test_a_score_needs_a_batch_of_logits():
+    with pytest.raises(ValueError, match=r"logits must be a floating-point tensor of \(N, classes\) logits, got shape"):
+        max_softmax(torch.randn(10))  # it failed with torch's "Dimension out of range"
+    with pytest.raises(ValueError, match="logits must have at least two classes for an entropy"):
+        entropy_confidence(torch.randn(4, 1))  # 0 / log(1): NaN
+    with pytest.raises(ValueError, match=r"confidence_logit must be a floating-point tensor of one logit per sample"):
+        exit_scores("learned", torch.randn(4, 10), torch.randn(4, 1))

@@ -109,3 +109,11 @@ def test_images_on_another_device_than_the_weights_fail_clearly(images):
     fast.convs = [(w.to("meta"), b.to("meta")) for w, b in fast.convs]  # weights "elsewhere"
     with pytest.raises(ValueError, match=r"call \.to\('cpu'\) first"):
         fast(images)
+
+
+def test_options_are_true_or_false_and_the_model_is_a_model():
+    model = sharpened_model((8, 16))
+    with pytest.raises(TypeError, match="pool_before_relu must be True or False, got 'no'"):
+        FastEarlyExit(model, 0.5, pool_before_relu="no")  # a non-empty string read as True
+    with pytest.raises(TypeError, match="model must be an EarlyExitCNN"):
+        FastEarlyExit(FastEarlyExit(model, 0.5), 0.5)

@@ -57,3 +57,13 @@ def test_every_quotation_is_verbatim(name, quote):
     parts = [p.strip() for p in re.split(r"\[…\]|\[\.\.\.\]|…", normalise(quote)) if p.strip()]
     for part in parts:
         assert part in normalise(THREAD), f"{name}: not in the thread: {part!r}"
+
+
+@pytest.mark.parametrize("text", ["", "Conf: 0.5000\nPred: 0.1000", "Conf: 0.5000 Pred: 0.1 Pred: 0.2"])
+def test_a_damaged_copy_of_the_posters_output_is_refused_with_its_name(tmp_path, monkeypatch, text):
+    from earlyexit import forum
+
+    (tmp_path / "forum_output.txt").write_text(text)
+    monkeypatch.setattr(forum, "files", lambda package: tmp_path)
+    with pytest.raises(ValueError, match=r"forum_output\.txt: this copy of the poster's output must hold 100"):
+        poster_output()

@@ -7,6 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from earlyexit import freshness
 from earlyexit.freshness import code_hash, normalised_source, notebook_code_hash, staleness, stamp
 
@@ -64,3 +66,19 @@ def test_a_stamp_makes_a_notebook_fresh_until_its_code_or_the_package_changes(tm
     monkeypatch.setattr(freshness, "code_hash", lambda: "something else")
     assert staleness(json.loads(path.read_text())) == "the package changed after it was executed"
     assert freshness.main(["check", str(path)]) == 1 and freshness.main(["stamp"]) == 2
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("", "is empty"),
+    ('{"cells": [', "is not valid JSON"),
+    ("[]", "must hold a JSON object"),
+    ('{"metadata": {}}', "cannot be read: it is not a notebook"),
+    ('{"cells": [{"source": "x = 1"}], "metadata": {}}', "cannot be read: cell 0 needs a .cell_type."),
+])
+def test_a_damaged_notebook_is_refused_with_its_name(tmp_path, text, problem):
+    path = tmp_path / "chapter.ipynb"
+    path.write_text(text)
+    for command in ("check", "stamp"):
+        with pytest.raises(ValueError, match=rf"chapter\.ipynb: this notebook {problem}"):
+            freshness.main([command, str(path)])
+    assert path.read_text() == text  # a damaged notebook is never rewritten

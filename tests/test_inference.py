@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from earlyexit.exits import PatienceRule, ThresholdRule, exit_scores
-from earlyexit.inference import compute_all_then_mask, route_batch, route_one_by_one
+from earlyexit.inference import compute_all_then_mask, first_exits, route_batch, route_one_by_one
 from earlyexit.models import EarlyExitCNN
 from helpers import assert_same_result, logits_tolerance, on_every_device, sharpened_model, threshold_between
 
@@ -151,3 +151,18 @@ def test_compute_all_then_mask_costs_what_the_book_counts_for_it(criterion):
     images = torch.randn(24, 1, 28, 28)
     counted = count_flops(lambda x: compute_all_then_mask(model, x, 0.5, criterion), images)
     assert counted == 24 * exit_costs(model, criterion)[-1]
+
+
+def test_routing_refuses_what_is_not_a_model_and_first_exits_checks_its_rule():
+    model = sharpened_model((8, 16))
+    images = torch.randn(3, 1, 28, 28)
+    with pytest.raises(TypeError, match="model must be an EarlyExitCNN"):
+        route_batch(model.state_dict(), images, 0.5)
+    logits = list(model(images).exit_logits)
+    assert torch.equal(first_exits(logits, None, 0.5), route_batch(model, images, 0.5).exit_number)
+    with pytest.raises(ValueError, match="the 'learned' criterion needs confidence_logits"):
+        first_exits(logits, None, ThresholdRule(0.5, "learned"))  # it failed with a TypeError on None
+    with pytest.raises(ValueError, match="needs 1 thresholds"):
+        first_exits(logits, None, ThresholdRule([0.5, 0.5]))
+    with pytest.raises(ValueError, match="exit_logits must be a sequence of each exit's"):
+        first_exits([], None, 0.5)

@@ -113,3 +113,11 @@ def test_confidence_target_is_whether_the_exit_is_right():
     very_sure_right_then_wrong = torch.tensor([10.0, -10.0])
     assert confidence_loss(very_sure_right_then_wrong, logits, targets) < 1e-3
     assert confidence_loss(-very_sure_right_then_wrong, logits, targets) > 5
+
+
+def test_targets_outside_the_classes_and_a_confidence_of_another_shape_are_refused():
+    logits = torch.randn(4, 10)
+    with pytest.raises(ValueError, match="targets must hold class indices from 0 to 9, got values from 0 to 10"):
+        joint_loss([logits], torch.tensor([0, 1, 2, 10]))
+    with pytest.raises(ValueError, match=r"confidence_logit must hold one logit per sample, shape \(4,\), got \(4, 1"):
+        confidence_loss(torch.zeros(4, 1), logits, torch.tensor([0, 1, 2, 3]))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from earlyexit.flops import exit_costs, full_network_flops, stage_flops
-from earlyexit.models import EarlyExitCNN, feature_sizes
+from earlyexit.models import EarlyExitCNN, feature_sizes, logits_tolerance
 
 
 @pytest.mark.parametrize("channels", [(16, 32), (16, 32, 32), (8, 8, 8, 8)])
@@ -89,3 +89,13 @@ def test_final_logits_are_the_last_exits_logits_of_a_full_pass(channels):
     images = torch.randn(5, 1, 28, 28)
     with torch.no_grad():
         assert torch.equal(model.final_logits(images), model(images).exit_logits[-1])
+
+
+def test_a_model_needs_two_classes_or_more_and_the_tolerance_checks_its_images():
+    for classes in (1, 2.5, True):
+        with pytest.raises(ValueError, match="num_classes must be an int >= 2"):
+            EarlyExitCNN(num_classes=classes)
+    with pytest.raises(TypeError, match="images must be float32"):
+        logits_tolerance(EarlyExitCNN(), torch.zeros(2, 1, 28, 28, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"model must be an EarlyExitCNN \(a TrainedModel's .model\)"):
+        stage_flops(object())

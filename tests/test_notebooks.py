@@ -205,3 +205,49 @@ def test_every_glued_key_in_the_prose_exists(path):
             said = re.sub(pattern, " ", said)
         assert not MEASURED.search(said), \
             f"{path.name}: {reference} glues a measured number ({texts[key]!r}) without keeping it"
+
+
+# --- what nbval compares verbatim -------------------------------------------------------------
+
+VERBATIM = "nbval-check-output"
+# a number that training or timing could decide: a decimal or a percentage
+DECIDED = re.compile(r"\d+(\.\d+)?\s?%|\d+\.\d+")
+PACKAGE_SOURCE = "\n".join(p.read_text() for p in sorted((ROOT / "src" / "earlyexit").glob("*.py")))
+
+
+def printed(cell: dict) -> str:
+    """Everything a cell printed: streams, plain-text results and error messages."""
+    parts = []
+    for output in cell.get("outputs", []):
+        parts.append("".join(output.get("text", "")))
+        parts.append("".join(output.get("data", {}).get("text/plain", "")))
+        parts.append(output.get("evalue", ""))
+    return "\n".join(parts)
+
+
+def decided_numbers(cell: dict) -> list[str]:
+    """Numbers a verbatim-compared cell printed that neither its code nor the package's source spells
+    out: they came from a computation, and a model trained or timed elsewhere would print others."""
+    code = "".join(cell["source"])
+    return [m.group(0) for m in DECIDED.finditer(printed(cell))
+            if m.group(0) not in code and m.group(0) not in PACKAGE_SOURCE]
+
+
+def test_the_verbatim_check_catches_a_printed_threshold():
+    doctored = {"cell_type": "code", "source": ["print(op.summary())"], "metadata": {"tags": [VERBATIM]},
+                "outputs": [{"output_type": "stream", "name": "stdout",
+                             "text": ["threshold 0.707: 85.4% of test images leave at exit 1\n"]}]}
+    assert decided_numbers(doctored) == ["0.707", "85.4%"]
+    source_shown = {**doctored, "outputs": [{"output_type": "stream", "name": "stdout",
+                                             "text": ["BUDGET_SHARE = 0.25\n"]}]}
+    assert decided_numbers(source_shown) == []  # a constant of the package's code
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_outputs_compared_verbatim_print_nothing_training_or_timing_decides(path):
+    """nbval compares these cells' outputs character for character, on any CPU: a number that a
+    trained model or a clock produced would fail there (Chapter 8's threshold once did)."""
+    for cell in code_cells(load_notebook(path)):
+        if VERBATIM in cell["metadata"].get("tags", []):
+            found = decided_numbers(cell)
+            assert not found, f"{path.name}: cell {cell['execution_count']} is compared verbatim and prints {found}"

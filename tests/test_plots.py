@@ -126,3 +126,35 @@ def test_seed_errorbar_takes_identical_values_whose_mean_rounds_off():
     fig, ax = plt.subplots()
     plots.seed_errorbar(ax, [1.424920] * 3, [0.1, 0.2, 0.7], "same cost")  # mean(x) may round below min(x)
     assert list(ax.lines[0].get_xdata()) == pytest.approx([1.424920])  # drawn, no negative-bar error
+
+
+def test_right_wrong_flags_given_as_0_and_1_mask_the_samples_rather_than_index_them():
+    scores, right = torch.linspace(0.05, 0.95, 10), torch.tensor([1, 1, 1, 0, 1, 1, 1, 1, 0, 1])
+    ax = plots.score_histogram(scores, right)  # scores[right] picked samples 0 and 1, ten times over
+    heights = [sum(p.get_height() for p in container) for container in ax.containers]
+    assert heights == [8, 2]
+    with pytest.raises(ValueError, match="correct must hold one right/wrong flag per sample"):
+        plots.score_histogram(scores, torch.arange(10))
+    images, labels = torch.rand(10, 1, 28, 28), torch.arange(10)
+    left = torch.tensor([1, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    fig = plots.exit_gallery(images, scores, left, labels, labels, CLASSES, per_row=4)
+    deep = [ax.get_title() for ax in fig.axes[4:] if ax.images]  # ~1 is -2, not False: image 0 went deep too
+    assert deep == [f"c{i}\nscore {float(scores[i]):.2f}" for i in (1, 2, 3, 4)]
+
+
+def test_too_few_images_of_a_class_are_refused_by_name():
+    images, labels = torch.rand(12, 1, 28, 28), torch.arange(12) % 10
+    with pytest.raises(ValueError, match="per_class is 2 but a class has only 1 image"):
+        plots.examples_per_class(images, labels, CLASSES, per_class=2)  # an IndexError inside
+
+
+def test_nothing_to_draw_or_an_unknown_axis_is_refused_by_name():
+    with pytest.raises(ValueError, match="sweeps must hold at least one thing to draw"):
+        plots.tradeoff_band([])  # max() of an empty sequence
+    sweep = sweep_thresholds(torch.rand(20), torch.rand(20) < 0.5, torch.rand(20) < 0.8, 1.0, 2.0)
+    with pytest.raises(ValueError, match="x must be 'exit_fraction' or 'expected_flops', got 'accuracy'"):
+        plots.tradeoff_band([sweep], x="accuracy")
+    with pytest.raises(ValueError, match="values must hold at least one thing to draw"):
+        plots.seed_points({})  # StopIteration
+    with pytest.raises(ValueError, match=r"histories\['a'\] needs 'epoch' and 'loss'"):
+        plots.training_curves({"a": [{"epoch": 1, "accuracy": 0.9}]}, "loss")

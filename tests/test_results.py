@@ -114,3 +114,92 @@ def test_the_checker_catches_each_deliberately_broken_change(change):
         assert recorded, f"no recorded results for {chapter}"
         problems += compare(recorded, values)
     assert problems, f"the broken change '{change}' passed every check"
+
+
+# --- The check cannot be disarmed: a NaN or infinite number, or a damaged file, is refused.
+
+
+def write_results(folder: Path, chapter: str, text: str) -> Path:
+    path = folder / f"{chapter}.json"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("field, bad", [("tolerance", float("nan")), ("tolerance", float("inf")),
+                                        ("value", float("nan")), ("value", float("-inf"))])
+def test_a_nan_or_infinite_value_or_tolerance_is_refused_when_recorded_and_when_read(tmp_path, field, bad):
+    entry = {"value": 0.9, "tolerance": 0.01, "why": "seeds", **{field: bad}}
+    with pytest.raises(ValueError, match=f"{field} must be a finite number"):
+        Recorded(**entry)  # such a record would let 123 pass against 0.9
+    with pytest.raises(ValueError, match=f"accuracy: {field} must be a finite number"):
+        ChapterResults("95_test", mode="record", folder=tmp_path).keep("accuracy", entry["value"],
+                                                                       entry["tolerance"], "seeds")
+    write_results(tmp_path, "95_test", json.dumps({"chapter": "95_test", "results": {"accuracy": entry}}))
+    with pytest.raises(ValueError, match=rf"95_test\.json: this results file .*'accuracy'.*{field} must be a finite"):
+        load("95_test", tmp_path)
+    with pytest.raises(ValueError, match=r"95_test\.json"):
+        ChapterResults("95_test", mode="check", folder=tmp_path)
+
+
+def test_a_non_finite_interval_is_refused_when_kept_and_reported_when_compared(tmp_path):
+    recorder = ChapterResults("94_test", mode="record", folder=tmp_path)
+    with pytest.raises(ValueError, match="gain: low must be a finite number"):
+        recorder.keep("gain", 2.0, 2.5, "timing", factor=True, interval=(float("nan"), 2.2))
+    with pytest.raises(ValueError, match="gain: an interval needs low <= high"):
+        recorder.keep("gain", 2.0, 2.5, "timing", factor=True, interval=(2.2, 1.8))
+    recorded = {"speedup": Recorded(1.65, 2.5, "timing", factor=True, low=1.51, high=1.84)}
+    # a NaN interval would hide a flipped direction: it is a problem, not a pass
+    assert "interval is not finite" in compare(recorded, {"speedup": (0.8, float("nan"), 0.9)})[0]
+    with pytest.raises(TypeError, match=r"current\['speedup'\] must be a number or a \(median, low, high\)"):
+        compare(recorded, {"speedup": "1.6"})
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("", "is empty"),
+    ('{"chapter": "93_test", "results": {"a": {"value": 0.9', "is not valid JSON"),
+    ("<html>", "is not valid JSON"),
+    ("[]", "must hold a JSON object"),
+    ('{"chapter": "93_test"}', 'needs a "results" object'),
+    ('{"results": []}', 'needs a "results" object'),
+    ('{"results": {"a": {"value": 0.9, "tolerance": 0.01}}}', "entry 'a' needs value, tolerance, why"),
+    ('{"results": {"a": {"value": 0.9, "tolerance": 0.01, "why": "x", "note": 1}}}', "entry 'a' needs"),
+    ('{"results": {"a": {"value": "0.9", "tolerance": 0.01, "why": "x"}}}', "entry 'a': value must be"),
+    ('{"results": {"a": {"value": 0.9, "tolerance": 0.01, "why": ""}}}', "entry 'a': a tolerance needs"),
+    ('{"results": {"a": {"value": 2.0, "tolerance": 0.5, "why": "x", "factor": true}}}', "tolerance must be"),
+    ('{"results": {"a": {"value": 2.0, "tolerance": 2.5, "why": "x", "factor": "yes"}}}', "factor must be"),
+    ('{"seconds": -3, "results": {}}', "seconds must be a finite number >= 0"),
+])
+def test_a_damaged_results_file_is_refused_with_its_name_and_what_is_wrong(tmp_path, text, problem):
+    write_results(tmp_path, "93_test", text)
+    with pytest.raises(ValueError, match=rf"93_test\.json: this results file {problem}|93_test\.json: .*{problem}"):
+        load("93_test", tmp_path)
+    # the total book time reads every other chapter's file: the damaged one is named there too
+    with pytest.raises(ValueError, match=r"93_test\.json"):
+        ChapterResults("92_test", mode="off", folder=tmp_path).book_seconds()
+
+
+def test_a_chapter_name_and_the_shown_scale_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="chapter must be a chapter's name"):
+        ChapterResults("../outside", mode="off", folder=tmp_path)
+    recorder = ChapterResults("91_test", mode="off", folder=tmp_path)
+    with pytest.raises(ValueError, match="scale must be a finite number"):
+        recorder.keep_seeds("a", [0.9, 0.91], 0.01, scale=float("nan"))  # would glue "nan ± nan"
+    with pytest.raises(ValueError, match="digits must be an int >= 0"):
+        recorder.keep_seeds("a", [0.9, 0.91], 0.01, digits=1.5)
+    with pytest.raises(TypeError, match="ratio must be a Ratio"):
+        recorder.keep_ratio("b", (1.9, 2.1))
+
+
+def test_a_kept_difference_is_glued_as_its_verdict_and_checked_within_twice_its_width(tmp_path):
+    from earlyexit.stats import Difference
+
+    recorder = ChapterResults("99_test", mode="record", folder=tmp_path)
+    recorder.keep_difference("gap", Difference(0.004, 0.001, 0.007, "test"))
+    recorder.glue_text("words", "a sentence")
+    recorded = load("99_test", tmp_path)["gap"]
+    assert recorded.value == 0.004 and recorded.tolerance == pytest.approx(0.012)
+    checker = ChapterResults("99_test", mode="check", folder=tmp_path)
+    with pytest.raises(ResultOutOfTolerance):
+        checker.keep_difference("gap", Difference(0.03, 0.02, 0.04, "test"))
+    with pytest.raises(TypeError, match="difference must be a Difference"):
+        checker.keep_difference("other", 0.004)

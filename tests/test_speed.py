@@ -106,3 +106,28 @@ def test_compare_runtimes_names_the_fastest_of_each_kind_and_restores_threads():
         speed.compare_runtimes(candidates[:2], torch.zeros(32, 1, 28, 28), 16, lambda x: x, (1.0,), 1.0)
     with pytest.raises(ValueError, match="kind must be"):
         speed.Candidate("x", "fast", lambda x: x)
+
+
+def test_exit_numbers_costs_and_batch_sizes_are_checked_by_name():
+    with pytest.raises(ValueError, match="exit_number must hold at least one"):
+        speed.expected_flops(torch.tensor([], dtype=torch.long), (1.0, 9.0))  # it returned NaN
+    with pytest.raises(ValueError, match="exit_number must hold exit numbers from 1 to 2, got values from 0 to 1"):
+        speed.expected_flops(torch.tensor([0, 1]), (1.0, 9.0))
+    with pytest.raises(ValueError, match="exit_number must hold exit numbers from 1 to 2, got values from 1 to 3"):
+        speed.expected_flops(torch.tensor([1, 3]), (1.0, 9.0))
+    with pytest.raises(ValueError, match=r"exit_costs\[1\] must be a finite number"):
+        speed.expected_flops(torch.tensor([1, 2]), (1.0, float("nan")))
+    images = torch.zeros(300, 1, 28, 28)
+    with pytest.raises(ValueError, match="batch_size must be between 1 and 300, got 2.5"):
+        full_batches(images, 2.5)
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
+        speed.timing_sample(images, 16, seed=-1)
+    with pytest.raises(TypeError, match="run must be callable"):
+        speed.Candidate("x", "full", "not a function")
+    with pytest.raises(TypeError, match="model must be an EarlyExitCNN"):
+        reference_implementation(None, ThresholdRule(0.5))
+
+
+def test_session_candidates_take_a_dict_of_graphs():
+    with pytest.raises(TypeError, match="paths must be a dict of kind -> ONNX file"):
+        speed.session_candidates(["full.onnx", "early_exit.onnx"])

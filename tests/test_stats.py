@@ -201,3 +201,16 @@ def test_holm_keeps_a_family_of_null_comparisons_from_claiming_differences():
         family = holm({str(i): (lambda lvl, d=d: compare_seeds(d[0], d[1], lvl)) for i, d in enumerate(draws)})
         false_claims += any(d.direction != 0 for d in family.values())
     assert false_claims / 200 <= 0.08  # about alpha for the whole family, not 1 - 0.95 ** 6 = 26%
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: mean_and_sd(torch.zeros(2, 3)), "values must be 1-D"),
+    (lambda: compare_seeds(torch.zeros(2, 2), [0.1, 0.2]), "a must be 1-D"),
+    (lambda: paired_bootstrap(torch.tensor([1, 0]), torch.tensor([0, 1]), seed=-1), "seed"),
+    (lambda: paired_bootstrap(torch.tensor([1, 0]), torch.tensor([0, 1]), seed=1.5), "seed"),
+    (lambda: mcnemar(torch.ones(2, 2), torch.ones(2, 2)), "correct_a must be 1-D"),
+    (lambda: proportion(torch.ones(2, 2, dtype=torch.bool)), "successes must be 1-D"),
+])
+def test_shapes_and_seeds_that_cannot_be_meant_are_refused_by_name(call, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        call()

@@ -99,3 +99,15 @@ def test_splits_hold_three_different_texts():
     splits = make_splits(train_chains=50, held_out_chains=20)
     assert len(splits.validation) == len(splits.validation_kinds) and len(splits.test) == len(splits.test_kinds)
     assert not torch.equal(splits.validation[:100], splits.test[:100])
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: decode([-1]), ValueError, "ids"),
+    (lambda: decode([1.5]), TypeError, "ids"),
+    (lambda: decode(torch.zeros(2, 2, dtype=torch.long)), ValueError, "ids"),
+    (lambda: encode(None), TypeError, "text must be a str"),
+    (lambda: token_kinds(3), TypeError, "text must be a str"),
+])
+def test_text_functions_refuse_what_is_not_text_or_token_ids(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

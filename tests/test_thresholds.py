@@ -238,3 +238,44 @@ def test_choose_on_validation_checks_its_requirement_and_resampling():
         choose_on_validation(val, test, "max_softmax", 1.0, 10.0, target_flops=4.0, bootstrap=2, seed=-1)
     with pytest.raises(ValueError, match="max_flops must be a finite number"):
         search_thresholds(val, "max_softmax", (1.0, 10.0), count=3).best(math.nan)
+
+
+def test_choose_on_validation_takes_two_exit_records_only():
+    val, test = synthetic_record(seed=1, exits=3), synthetic_record(seed=2, exits=3)
+    with pytest.raises(ValueError, match="val must be the record of a two-exit network, got 3 exits"):
+        choose_on_validation(val, test, "max_softmax", 1.0, 10.0, target_flops=4.0)  # exit 2 is not the final one
+    with pytest.raises(TypeError, match=r"val must be an ExitRecord"):
+        choose_on_validation({"exit_logits": ()}, test, "max_softmax", 1.0, 10.0, target_flops=4.0)
+    with pytest.raises(TypeError, match=r"record must be an ExitRecord"):
+        sweep_shared_threshold(val.exit_logits, "max_softmax", (1.0, 2.0, 3.0))
+    with pytest.raises(TypeError, match=r"record must be an ExitRecord"):
+        search_thresholds(None, "max_softmax", (1.0, 2.0, 3.0))
+    with pytest.raises(TypeError, match="sweep must be a Sweep"):
+        choose_threshold({"accuracy": [1.0]}, min_accuracy=0.5)
+
+
+def test_an_accuracy_drop_larger_than_the_final_accuracy_means_no_floor():
+    val, test = synthetic_record(seed=1), synthetic_record(seed=2)
+    final = float(val.correct(2).float().mean())
+    assert final < 0.9
+    no_floor = choose_on_validation(val, test, "max_softmax", 1.0, 10.0, max_accuracy_drop=0.9)  # it raised
+    sweep = sweep_thresholds(val.scores("max_softmax"), val.correct(1), val.correct(2), 1.0, 10.0)
+    assert no_floor.val == choose_threshold(sweep, min_accuracy=0.0)
+
+
+def test_scores_and_flags_are_one_per_sample_not_flattened(known_scores):
+    scores, early, final = known_scores
+    with pytest.raises(ValueError, match=r"scores must be 1-D, got shape \(1, "):
+        sweep_thresholds(scores[None], early, final, 1.0, 10.0)
+    with pytest.raises(ValueError, match=r"early_correct must be 1-D"):
+        sweep_thresholds(scores, early[None], final, 1.0, 10.0)
+    with pytest.raises(ValueError, match=r"thresholds\[1\] must be"):
+        sweep_thresholds(scores, early, final, 1.0, 10.0, thresholds=[0.5, 1.5])
+
+
+def test_the_book_operating_point_needs_a_cnn_configuration(tiny_splits):
+    from earlyexit.operating_point import book_operating_point
+    from earlyexit.transformer import LMConfig
+
+    with pytest.raises(TypeError, match="config must be a TrainConfig, got LMConfig"):
+        book_operating_point(tiny_splits, LMConfig())

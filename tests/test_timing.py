@@ -128,3 +128,32 @@ def test_ratio_words_follow_the_verdict_so_a_slowdown_is_never_told_as_a_speedup
     assert Ratio((2.1, 2.2, 2.3)).words(*say) == "faster"
     assert Ratio((0.7, 0.8, 0.9)).words(*say) == "slower"  # a doctored slowdown
     assert Ratio((0.9, 1.0, 1.2)).words(*say) == "no difference"
+
+
+def test_a_time_is_shown_in_the_unit_of_its_rounded_value():
+    assert format_seconds(0.99999) == "1 s"  # not "1e+03 ms"
+    assert format_seconds(0.0009999) == "1 ms"
+    assert format_seconds(9.9999e-7) == "1 µs"
+    assert (format_seconds(0.5), format_seconds(12.3e-6), format_seconds(4.56e-3)) == ("500 ms", "12.3 µs", "4.56 ms")
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(widen=math.nan), "widen must be a finite number > 0"),  # it returned NaN
+    (dict(widen=-1.0), "widen must be a finite number > 0"),
+    (dict(floor=math.nan), "floor must be a finite number >= 1"),
+    (dict(floor=0.5), "floor must be a finite number >= 1"),  # a factor below 1 allows nothing
+    (dict(low="1.8"), "low and high must be finite numbers"),
+])
+def test_a_ratio_factor_refuses_settings_that_are_not_factors(settings, message):
+    arguments = {"low": 1.8, "high": 2.2, **settings}
+    with pytest.raises(ValueError, match=message):
+        ratio_factor(**arguments)
+
+
+def test_candidates_must_be_named_and_samples_one_per_round():
+    with pytest.raises(TypeError, match="candidates must be a dict of name -> zero-argument callable, got list"):
+        time_interleaved([lambda: None], repeats=1, warmup=0)
+    with pytest.raises(ValueError, match=r"samples must be 1-D, got shape \(2, 3\)"):
+        median_interval([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    with pytest.raises(ValueError, match=r"samples must be 1-D"):
+        Timing(((1.0, 2.0), (3.0, 4.0)))

@@ -116,3 +116,57 @@ def test_positions_beyond_the_context_are_refused():
     model = EarlyExitLM(LMConfig(**TINY))
     with pytest.raises(ValueError, match="exceed the context of 24"):
         model.embed(torch.zeros(1, 5, dtype=torch.long), start=20)
+
+
+@pytest.mark.parametrize("ids, error, message", [
+    (torch.tensor([[1, 14]]), ValueError, "ids must hold token ids from 0 to 13, got values from 1 to 14"),
+    (torch.tensor([[-1, 2]]), ValueError, "ids must hold token ids from 0 to 13"),
+    (torch.tensor([[1.0, 2.0]]), TypeError, "ids must hold integer token ids"),
+    (torch.tensor([[float("nan")]]), TypeError, "ids must hold integer token ids"),
+    (torch.tensor([1, 2]), ValueError, r"ids must be a 2-D tensor of token ids, got shape \(2,\)"),
+])
+def test_forward_and_embed_refuse_what_is_not_a_batch_of_token_ids(ids, error, message):
+    model = EarlyExitLM(LMConfig(**TINY))
+    with pytest.raises(error, match=message):
+        model(ids)
+    with pytest.raises(error, match=message):
+        model.embed(ids)
+    with pytest.raises(ValueError, match="start must be an int >= 0"):
+        model.embed(torch.zeros(1, 2, dtype=torch.long), start=-1)
+
+
+def test_the_early_exit_loss_needs_one_weight_per_exit_and_token_ids_as_targets():
+    logits = [torch.zeros(1, 3, 14), torch.zeros(1, 3, 14)]
+    targets = torch.zeros(1, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match="got 1 weights for 2 exits"):  # it summed the first exit only
+        early_exit_loss(logits, targets, (1.0,))
+    with pytest.raises(ValueError, match="exit_logits must hold at least one exit's logits"):  # it returned 0
+        early_exit_loss([], targets, ())
+    with pytest.raises(ValueError, match="targets must hold token ids from 0 to 13"):
+        early_exit_loss(logits, torch.full((1, 3), 14), (1.0, 1.0))
+    with pytest.raises(ValueError, match="targets .* of the same batch and time"):
+        early_exit_loss(logits, torch.zeros(1, 4, dtype=torch.long), (1.0, 1.0))
+    with pytest.raises(ValueError, match=r"weights\[0\] must be a finite number >= 0"):
+        early_exit_loss(logits, targets, (float("nan"), 1.0))
+
+
+def test_exit_accuracy_takes_one_text_and_gives_nan_for_a_kind_that_never_occurs():
+    model = EarlyExitLM(LMConfig(**TINY)).eval()
+    text = torch.randint(0, 14, (60,), generator=torch.Generator().manual_seed(0))
+    kinds = torch.zeros(60, dtype=torch.long)  # every token of kind 0: kinds 1 to 3 never occur
+    accuracy = exit_accuracy(model, text, kinds, len(KINDS))
+    assert accuracy.shape == (2, 4) and not accuracy[:, 0].isnan().any()
+    assert accuracy[:, 1:].isnan().all()  # not 0.0, which would read as "always wrong"
+    with pytest.raises(ValueError, match=r"tokens must be a 1-D tensor of token ids, got shape \(2, 30\)"):
+        exit_accuracy(model, text.reshape(2, 30), kinds.reshape(2, 30), len(KINDS))  # it returned zeros
+    with pytest.raises(ValueError, match="kinds must hold kind indices from 0 to 3"):
+        exit_accuracy(model, text, torch.full((60,), 4), len(KINDS))
+    with pytest.raises(ValueError, match="tokens and kinds must be as long as each other"):
+        exit_accuracy(model, text, kinds[:50], len(KINDS))
+    with pytest.raises(TypeError, match="model must be an EarlyExitLM"):
+        exit_accuracy(None, text, kinds, len(KINDS))
+
+
+def test_a_cache_needs_one_layer_or_more():
+    with pytest.raises(ValueError, match="layers must be an int >= 1"):
+        KVCache(0)

@@ -54,7 +54,7 @@ RANKING = re.compile(
 NEGATION = re.compile(r"\b(no|not|none|neither|nor|cannot|never|without|nothing)\b", re.I)
 NULL_WORDS = re.compile(r"no measurable|not measurabl|cannot tell|cannot be told apart|indistinguishable|"
                         r"inside the (seed )?noise|smaller than the seed", re.I)
-VERDICT = re.compile(r"measurable difference|\dx (faster|slower)|\(95% CI|^(met|missed|inside the noise)$")
+VERDICT = re.compile(r"measurable difference|\dx (faster|slower)|\(\d+(\.\d+)?% CI|^(met|missed|inside the noise)$")
 NULL = re.compile(r"^no measurable difference|^inside the noise$")
 GLUE = re.compile(r"\{glue:text\}`([^`]+)`")
 # A paragraph that opens with one of these says what it is, and is exempt.
@@ -146,7 +146,8 @@ def problems_in(markdown: str, lookup, page: str = "") -> list[str]:
 
 GLUED = {"measurable": "+0.86 points (95% CI +0.16 to +1.55 points)",
          "null": "no measurable difference (95% CI -0.23 to +0.35 points)",
-         "fast": "1.47x faster (95% CI 1.43-2.55x)", "plain": "90.74 ± 0.19"}
+         "fast": "1.47x faster (95% CI 1.43-2.55x)", "plain": "90.74 ± 0.19",
+         "holm": "+0.52 points (98.3% CI +0.06 to +0.98 points)"}
 
 
 @pytest.mark.parametrize("sentence", [
@@ -183,6 +184,8 @@ def test_the_scanner_passes_sentences_bound_to_their_verdicts():
             "At batch size 1, early exit against the full network: {glue:text}`fast`.")
     assert problems_in(fine, GLUED.get) == []
     assert problems_in("Block 1 holds 11% of the FLOPs. The network has two exits.", GLUED.get) == []
+    # a Holm-adjusted interval is a verdict too
+    assert problems_in("Exit 1 is more accurate after masking: {glue:text}`holm`.", GLUED.get) == []
 
 
 # --- the book ---------------------------------------------------------------------------------

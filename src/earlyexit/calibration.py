@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import torch
 
-from .utils import check_finite, check_flags, check_int
+from .utils import check_finite, check_flags, check_int, check_real
 
 
 def _check_logits_and_labels(logits: torch.Tensor, labels: torch.Tensor) -> None:
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not isinstance(labels, torch.Tensor) \
-            or len(logits) != len(labels) or len(labels) == 0:
-        raise ValueError("expected (N, classes) logits and N >= 1 labels, got "
+            or labels.ndim != 1 or len(logits) != len(labels) or len(labels) == 0:
+        raise ValueError("expected (N, classes) logits and N >= 1 labels (1-D), got "
                          f"{tuple(getattr(logits, 'shape', ()))} and {tuple(getattr(labels, 'shape', ()))}")
     check_finite("logits", logits)
     if labels.dtype != torch.long or int(labels.min()) < 0 or int(labels.max()) >= logits.shape[1]:
         raise ValueError(f"labels must be int64 class indices in [0, {logits.shape[1] - 1}], "
-                         f"got dtype {labels.dtype}, range {int(labels.min())} to {int(labels.max())}")
+                         f"got dtype {labels.dtype}, range {labels.min().item()} to {labels.max().item()}")
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor,
@@ -48,7 +48,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor,
 def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, bins: int = 15) -> float:
     """ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins."""
     check_int("bins", bins)
-    confidence, correct = torch.as_tensor(confidence).flatten(), check_flags("correct", correct)
+    confidence = check_real("confidence", confidence, 1, list_dtype=None)
+    correct = check_flags("correct", correct, ndim=1)
     if len(confidence) != len(correct) or len(confidence) == 0:
         raise ValueError(f"need as many confidences as outcomes (at least one): {len(confidence)} and {len(correct)}")
     if torch.isnan(confidence).any() or ((confidence < 0) | (confidence > 1)).any():

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
-from .utils import check_int, repo_root
+from .utils import check_bool, check_int, check_seed, check_type, repo_root
 
 RAW_FILES = (
     "train-images-idx3-ubyte",
@@ -253,14 +253,23 @@ def load_raw(name: str = "fashion-mnist", root: str | Path | None = None, downlo
 
 
 def normalise(images: torch.Tensor, name: str = "fashion-mnist") -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28), standardised with the dataset's mean and std."""
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28), standardised with the dataset's mean and std.
+
+    Anything but raw uint8 pixels is refused: float images are most likely normalised already,
+    and normalising twice would give wrong inputs without an error."""
     info = _dataset_info(name)
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 3:
+        got = f"{images.dtype} of shape {tuple(images.shape)}" if isinstance(images, torch.Tensor) \
+            else type(images).__name__
+        raise ValueError(f"images must be raw uint8 pixels of shape (N, 28, 28) (load_raw's), got {got}")
     return ((images.float() / 255.0 - info.mean) / info.std).unsqueeze(1)
 
 
 def load_splits(name: str = "fashion-mnist", root: str | Path | None = None, val_size: int = 5000,
                 seed: int = 0, download: bool = True, cache_dir: str | Path | None = None) -> Splits:
     """Load the dataset and carve a fixed, seeded validation split out of the training set."""
+    check_seed("seed", seed)
+    check_int("val_size", val_size)
     train_x, train_y, test_x, test_y, classes = load_raw(name, root, download, cache_dir)
     if not 0 < val_size < len(train_y):
         raise ValueError(f"val_size must be between 1 and {len(train_y) - 1}, got {val_size}")
@@ -279,8 +288,14 @@ def make_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int = 12
     epoch of Fashion-MNIST at a fraction of a second of loading overhead.
     """
     check_int("batch_size", batch_size)
+    check_seed("seed", seed)
+    check_int("num_workers", num_workers, 0)
+    check_type("images", images, torch.Tensor, "a tensor")
+    check_type("labels", labels, torch.Tensor, "a tensor")
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
     dataset = TensorDataset(images, labels)
-    if shuffle:
+    if check_bool("shuffle", shuffle):
         base = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
     else:
         base = SequentialSampler(dataset)

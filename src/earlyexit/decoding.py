@@ -28,7 +28,7 @@ import torch
 
 from .exits import check_threshold
 from .transformer import EarlyExitLM, KVCache
-from .utils import check_int
+from .utils import check_bool, check_int, check_token_ids, check_type
 
 MISSING = ("error", "copy", "recompute")
 
@@ -55,7 +55,15 @@ class DecodeStats:
 
 
 def _check_prompt(model: EarlyExitLM, prompt: torch.Tensor, steps: int) -> torch.Tensor:
-    prompt = torch.as_tensor(prompt, dtype=torch.long).flatten()
+    """The prompt as a 1-D int64 tensor. One sequence of token ids: 1-D, or a batch of one; a batch of
+    several prompts is refused (every function here decodes one sequence), never flattened into one."""
+    check_type("model", model, EarlyExitLM, "an EarlyExitLM")
+    prompt = check_token_ids("prompt", prompt, model.token.num_embeddings, (1, 2))
+    if prompt.ndim == 2:
+        if len(prompt) != 1:
+            raise ValueError(f"prompt must be one sequence of token ids, got a batch of {len(prompt)} "
+                             f"(shape {tuple(prompt.shape)}): decode the prompts one at a time")
+        prompt = prompt[0]
     check_int("steps", steps, 0)
     if len(prompt) == 0:
         raise ValueError("the prompt needs at least one token")
@@ -78,7 +86,7 @@ def greedy(model: EarlyExitLM, prompt: torch.Tensor, steps: int, cache: bool = T
     step), or without one (the whole sequence again at every step)."""
     ids = _check_prompt(model, prompt, steps).tolist()
     stats, layers = DecodeStats(), model.num_layers
-    kv = KVCache(layers) if cache else None
+    kv = KVCache(layers) if check_bool("cache", cache) else None
     for _ in range(steps):
         if kv is None:
             sequence = torch.tensor([ids])
@@ -159,6 +167,7 @@ def speculative_generate(model: EarlyExitLM, prompt: torch.Tensor,
     softmax is not above it (the draft is unsure: the next ones would likely
     be rejected), so rounds draft up to ``k`` tokens.
     """
+    check_type("model", model, EarlyExitLM, "an EarlyExitLM")
     layers = model.num_layers
     check_int("draft_layers", draft_layers)
     check_int("k", k)

@@ -11,25 +11,53 @@ import torch
 
 from .exits import ExitRule, as_rule, exit_scores
 from .inference import first_exits
-from .models import EarlyExitCNN
-from .utils import check_flags, check_int, check_number
+from .models import EarlyExitCNN, check_image_batch, check_model
+from .utils import check_flags, check_int, check_number, check_token_ids, check_type
 
 
 @dataclass
 class ExitRecord:
-    """Every exit's logits and every confidence head's logit for each sample of a split, with the labels."""
+    """Every exit's logits and every confidence head's logit for each sample of a split, with the labels.
+
+    Checked when made: at least one exit's (N, classes) logits, at most one (N,) confidence logit per
+    exit, and N labels (1-D class indices). A label of shape (N, 1) would otherwise compare as an
+    (N, N) table and give a wrong accuracy without an error.
+    """
 
     exit_logits: tuple[torch.Tensor, ...]
     confidence_logits: tuple[torch.Tensor, ...]
     labels: torch.Tensor
 
+    def __post_init__(self) -> None:
+        check_type("exit_logits", self.exit_logits, (tuple, list), "a tuple of each exit's logits")
+        check_type("confidence_logits", self.confidence_logits, (tuple, list),
+                   "a tuple of confidence logits (empty if there are none)")
+        if not self.exit_logits:
+            raise ValueError("exit_logits must hold at least one exit's logits, got none")
+        for k, logits in enumerate(self.exit_logits):
+            check_type(f"exit_logits[{k}]", logits, torch.Tensor, "a tensor of (N, classes) logits")
+        shape = tuple(self.exit_logits[0].shape)
+        if len(shape) != 2 or any(tuple(x.shape) != shape for x in self.exit_logits):
+            raise ValueError(f"every exit's logits must be (N, classes) of one shape, "
+                             f"got {[tuple(x.shape) for x in self.exit_logits]}")
+        if len(self.confidence_logits) >= len(self.exit_logits) or any(
+                not isinstance(c, torch.Tensor) or tuple(c.shape) != shape[:1] for c in self.confidence_logits):
+            raise ValueError(f"confidence_logits must hold at most one ({shape[0]},) tensor per exit but the last, "
+                             f"got {[tuple(getattr(c, 'shape', ())) for c in self.confidence_logits]}")
+        labels = check_token_ids("labels", self.labels, shape[1], 1, "class indices")
+        if len(labels) != shape[0]:
+            raise ValueError(f"labels must hold one class index per sample ({shape[0]}), got {len(labels)}")
+
     @property
     def num_exits(self) -> int:
         return len(self.exit_logits)
 
+    def _exit(self, exit_number: int) -> int:
+        return check_int("exit_number", exit_number, 1, self.num_exits)
+
     def correct(self, exit_number: int) -> torch.Tensor:
         """Boolean per sample: is exit ``exit_number`` (1 = exit 1) right?"""
-        return self.exit_logits[exit_number - 1].argmax(1) == self.labels
+        return self.exit_logits[self._exit(exit_number) - 1].argmax(1) == self.labels
 
     @property
     def correct_all(self) -> torch.Tensor:
@@ -38,6 +66,7 @@ class ExitRecord:
 
     def scores(self, criterion: str, exit_number: int = 1) -> torch.Tensor:
         """The score of every sample at one exit under an exit criterion."""
+        self._exit(exit_number)
         confidence = self.confidence_logits[exit_number - 1] if exit_number <= len(self.confidence_logits) else None
         return exit_scores(criterion, self.exit_logits[exit_number - 1], confidence)
 
@@ -51,7 +80,10 @@ def collect(model: EarlyExitCNN, images: torch.Tensor, labels: torch.Tensor, bat
     same logits to the bit on the book's models. ``no_grad`` rather than ``inference_mode``, so
     that the logits can still enter a graph (fitting a temperature differentiates through them).
     """
+    check_model(model)
     check_int("batch_size", batch_size)
+    check_image_batch(images)
+    labels = check_token_ids("labels", labels, model.num_classes, 1, "class indices")
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     model.eval()
@@ -66,6 +98,7 @@ def collect(model: EarlyExitCNN, images: torch.Tensor, labels: torch.Tensor, bat
 
 def exit_accuracies(record: ExitRecord) -> dict[int, float]:
     """Accuracy of every exit on every sample, keyed by exit number (1 = exit 1)."""
+    check_type("record", record, ExitRecord, "an ExitRecord (earlyexit.evaluation.collect)")
     return {k: float(record.correct(k).float().mean()) for k in range(1, record.num_exits + 1)}
 
 
@@ -74,6 +107,7 @@ def overthinking(record: ExitRecord) -> dict[str, float]:
 
     The oracle leaves at the first exit that is right: no exit rule can beat it.
     """
+    check_type("record", record, ExitRecord, "an ExitRecord (earlyexit.evaluation.collect)")
     correct = record.correct_all
     earlier_right = correct[:-1].any(0)
     return {"earlier_right_final_wrong": float((earlier_right & ~correct[-1]).float().mean()),
@@ -103,6 +137,7 @@ def evaluate_rule(record: ExitRecord, rule: float | Sequence[float] | ExitRule,
     but the last, or a rule object); ``exit_costs[k]`` is the FLOPs of a sample that leaves at
     exit k + 1 (:func:`earlyexit.flops.exit_costs`).
     """
+    check_type("record", record, ExitRecord, "an ExitRecord (earlyexit.evaluation.collect)")
     rule = as_rule(rule)
     if len(exit_costs) != record.num_exits:
         raise ValueError(f"{len(exit_costs)} exit costs for {record.num_exits} exits")
@@ -117,9 +152,10 @@ def evaluate_rule(record: ExitRecord, rule: float | Sequence[float] | ExitRule,
 
 def exit_fraction_by_class(exits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """For every class, the share of its samples for which ``exits`` (a boolean mask) is True."""
-    exits = check_flags("exits", exits).reshape(torch.as_tensor(exits).shape)
+    exits = check_flags("exits", exits, ndim=1)
+    check_int("num_classes", num_classes)
+    labels = check_token_ids("labels", labels, num_classes, 1, "class indices")
     if exits.shape != labels.shape:
         raise ValueError(f"exits {tuple(exits.shape)} and labels {tuple(labels.shape)} must have the same shape")
-    check_int("num_classes", num_classes)
     counts = torch.bincount(labels, minlength=num_classes).clamp(min=1)
     return torch.bincount(labels, weights=exits.double(), minlength=num_classes) / counts

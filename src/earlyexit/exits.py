@@ -27,8 +27,18 @@ from .utils import check_int
 CRITERIA = ("max_softmax", "entropy", "learned")
 
 
+def _check_logits(logits: torch.Tensor, name: str = "logits", ndim: int = 2) -> None:
+    # shape checks only: they cost nothing per call and trace under torch.export
+    if not isinstance(logits, torch.Tensor) or logits.ndim != ndim or not logits.is_floating_point():
+        expected = "(N, classes) logits" if ndim == 2 else "one logit per sample, (N,)"
+        got = f"shape {tuple(logits.shape)}, {logits.dtype}" if isinstance(logits, torch.Tensor) \
+            else type(logits).__name__
+        raise ValueError(f"{name} must be a floating-point tensor of {expected}, got {got}")
+
+
 def max_softmax(logits: torch.Tensor) -> torch.Tensor:
     """Highest class probability (Shallow-Deep Networks, Kaya et al.)."""
+    _check_logits(logits)
     return logits.softmax(dim=1).amax(dim=1)
 
 
@@ -38,12 +48,16 @@ def entropy_confidence(logits: torch.Tensor) -> torch.Tensor:
     ``torch.special.entr`` gives ``-p log p`` with the limit 0 at p = 0, so
     logits of -inf (classes ruled out) still give a score in [0, 1].
     """
+    _check_logits(logits)
+    if logits.shape[1] < 2:
+        raise ValueError(f"logits must have at least two classes for an entropy, got shape {tuple(logits.shape)}")
     entropy = torch.special.entr(logits.softmax(dim=1)).sum(dim=1)
     return (1.0 - entropy / math.log(logits.shape[1])).clamp(0.0, 1.0)
 
 
 def learned_confidence(confidence_logit: torch.Tensor) -> torch.Tensor:
     """The confidence head's probability that its exit is right."""
+    _check_logits(confidence_logit, "confidence_logit", 1)
     return torch.sigmoid(confidence_logit)
 
 

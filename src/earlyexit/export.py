@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -23,9 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .exits import ExitRule, exit_decision, exit_scores
+from .exits import ExitRule, as_rule, check_criterion, exit_decision, exit_scores
 from .inference import EarlyExitResult, check_finite_images, model_stages, route_stages
-from .models import IMAGE_SHAPE, EarlyExitCNN
+from .models import IMAGE_SHAPE, EarlyExitCNN, check_model
+from .utils import check_bool, check_int, check_type, damaged_file, read_json_file
 
 
 class EarlyExitModule(nn.Module):
@@ -40,7 +40,8 @@ class EarlyExitModule(nn.Module):
 
     def __init__(self, model: EarlyExitCNN, rule: ExitRule) -> None:
         super().__init__()
-        rule.check(model.num_exits)
+        rule = as_rule(rule)
+        rule.check(check_model(model).num_exits)
         self.model, self.rule = model.eval(), rule
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -56,14 +57,14 @@ class FullNetwork(nn.Module):
 
     def __init__(self, model: EarlyExitCNN) -> None:
         super().__init__()
-        self.model = model.eval()
+        self.model = check_model(model).eval()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model.final_logits(images)
 
 
 def _two_exits(model: EarlyExitCNN) -> EarlyExitCNN:
-    if model.num_exits != 2:
+    if check_model(model).num_exits != 2:
         raise ValueError(f"the two stages need a two-exit network, got {model.num_exits} exits")
     return model.eval()
 
@@ -76,7 +77,7 @@ class FirstStage(nn.Module):
 
     def __init__(self, model: EarlyExitCNN, criterion: str = "max_softmax") -> None:
         super().__init__()
-        self.model, self.criterion = _two_exits(model), criterion
+        self.model, self.criterion = _two_exits(model), check_criterion(criterion)
         self.head = model_stages(model, criterion)[1][0]
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -105,19 +106,27 @@ class OneImageEarlyExit(nn.Module):
     ``torch.cond`` takes one predicate for the whole batch, which for one image is that
     image's own exit decision: the graph runs block 2 only when the image goes on (an ONNX
     ``If`` node). ``forward(images) -> (logits, exit_number)``, as :class:`EarlyExitModule`.
+
+    A batch of several images is refused (a ValueError), not decided by its first image:
+    use :class:`EarlyExitModule` for batches. For the same reason it exports with a fixed
+    batch of one only (``export_onnx(..., example_batch=1, dynamic_batch=False)``); ONNX
+    Runtime then refuses any other batch size itself.
     """
 
     output_names = ("logits", "exit_number")
+    batch_size = 1  # export_onnx and export_program refuse any other
 
     def __init__(self, model: EarlyExitCNN, rule: ExitRule) -> None:
         super().__init__()
-        rule.check(model.num_exits)
+        rule = as_rule(rule)
+        rule.check(check_model(model).num_exits)
         if rule.criterion is None:
             raise ValueError("the one-image graph needs a rule with a score (a ThresholdRule)")
         self.first, self.second = FirstStage(model, rule.criterion), SecondStage(model)
         self.threshold = rule.threshold_at(0)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_one_image(images)
         logits, score, features = self.first(images)
         leave = exit_decision(score, self.threshold)[0]
 
@@ -130,8 +139,27 @@ class OneImageEarlyExit(nn.Module):
         return torch.cond(leave, early, deep, (logits, features))
 
 
+def _check_one_image(images: torch.Tensor) -> None:
+    if images.shape[0] != 1:  # a static shape when exported: this check adds nothing to the graph
+        raise ValueError(f"images must be a batch of exactly one image for the one-image graph, got "
+                         f"{images.shape[0]} (shape {tuple(images.shape)}): use EarlyExitModule for batches")
+
+
+def _check_exportable(module: nn.Module, example_batch: int, dynamic_batch: bool) -> None:
+    check_type("module", module, nn.Module, "a torch.nn.Module (e.g. EarlyExitModule)")
+    check_int("example_batch", example_batch)
+    check_bool("dynamic_batch", dynamic_batch)
+    fixed = getattr(module, "batch_size", None)
+    if fixed is not None and (dynamic_batch or example_batch != fixed):
+        raise ValueError(f"{type(module).__name__} takes exactly {fixed} image(s): export it with "
+                         f"example_batch={fixed}, dynamic_batch=False (got example_batch={example_batch}, "
+                         f"dynamic_batch={dynamic_batch})")
+
+
 def export_program(module: nn.Module, example_batch: int = 8) -> torch.export.ExportedProgram:
-    """``torch.export`` with a dynamic batch dimension (any batch size from 0 up)."""
+    """``torch.export`` with a dynamic batch dimension (any batch size from 0 up); a module that takes
+    a fixed batch (:class:`OneImageEarlyExit`) is refused: export it with :func:`export_onnx`."""
+    _check_exportable(module, example_batch, True)
     example = torch.zeros(example_batch, *IMAGE_SHAPE)
     return torch.export.export(module, (example,), dynamic_shapes={"images": {0: torch.export.Dim("batch")}})
 
@@ -141,8 +169,13 @@ def export_onnx(module: nn.Module, path: str | Path, example_batch: int = 8, dyn
 
     Inputs and outputs are named by the module's ``input_names`` (default: "images") and
     ``output_names``. A :class:`SecondStage` takes block 1's features; every other module
-    takes images. ``dynamic_batch=False`` fixes the batch size to ``example_batch``.
+    takes images. ``dynamic_batch=False`` fixes the batch size to ``example_batch``; a module
+    that takes a fixed batch (:class:`OneImageEarlyExit`: one image) must be exported with it.
     """
+    _check_exportable(module, example_batch, dynamic_batch)
+    if not isinstance(getattr(module, "output_names", None), tuple):
+        raise TypeError(f"module must name its outputs (output_names), as the package's modules do; "
+                        f"{type(module).__name__} does not")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     inputs = list(getattr(module, "input_names", ("images",)))
@@ -165,14 +198,21 @@ def _features_shape(module: nn.Module) -> tuple[int, ...]:
 
 
 def session(path: str | Path, threads: int = 1, optimization: str = "all", profile: bool = False):
-    """An ONNX Runtime CPU session with ``threads`` intra-op threads.
+    """An ONNX Runtime CPU session with ``threads`` intra-op threads (an int >= 1: ONNX Runtime would
+    read 0 as "every core").
 
     Spinning is off: by default ORT's idle threads keep spinning after a run, which on a
     small machine steals the cores from whatever runs next (another session, PyTorch).
     ``optimization`` is "disable", "basic", "extended" or "all" (graph optimisation level).
+    A missing file raises FileNotFoundError, a damaged one a ValueError, both naming the file.
     """
     import onnxruntime as ort
 
+    check_int("threads", threads)
+    check_bool("profile", profile)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such ONNX file (export it with earlyexit.export.export_onnx)")
     level = ort.GraphOptimizationLevel
     levels = {"disable": level.ORT_DISABLE_ALL, "basic": level.ORT_ENABLE_BASIC,
               "extended": level.ORT_ENABLE_EXTENDED, "all": level.ORT_ENABLE_ALL}
@@ -184,11 +224,31 @@ def session(path: str | Path, threads: int = 1, optimization: str = "all", profi
     options.graph_optimization_level = levels[optimization]
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.enable_profiling = profile
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # ONNX Runtime's own exception types derive from Exception only
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise damaged_file(path, "ONNX file", f"cannot be loaded ({reason}): export it again with "
+                                              "earlyexit.export.export_onnx") from None
+
+
+def check_session_io(sess, inputs: tuple[str, ...], outputs: tuple[str, ...], what: str) -> None:
+    """A ValueError naming ``what`` unless ``sess`` (an ONNX Runtime session) takes ``inputs`` and gives
+    ``outputs``, by name: a graph exported from another module is refused before it runs."""
+    if not (hasattr(sess, "get_inputs") and hasattr(sess, "get_outputs")):
+        raise TypeError(f"{what} must be an ONNX Runtime session (earlyexit.export.session), "
+                        f"got {type(sess).__name__}")
+    got_in = tuple(i.name for i in sess.get_inputs())
+    got_out = tuple(o.name for o in sess.get_outputs())
+    if got_in != inputs or not set(outputs) <= set(got_out):
+        raise ValueError(f"{what} must be a graph taking {list(inputs)} and giving {list(outputs)}, "
+                         f"got one taking {list(got_in)} and giving {list(got_out)}")
 
 
 def run_session(sess, images: torch.Tensor) -> EarlyExitResult:
-    """Run an exported early-exit session on a batch; results as :func:`~earlyexit.inference.route_batch` gives them."""
+    """Run an exported early-exit session (an :class:`EarlyExitModule` graph) on a batch; results as
+    :func:`~earlyexit.inference.route_batch` gives them."""
+    check_session_io(sess, ("images",), EarlyExitModule.output_names, "sess")
     check_finite_images(images)
     logits, exit_number = sess.run(None, {"images": images.detach().cpu().contiguous().numpy()})
     logits, exit_number = torch.from_numpy(logits), torch.from_numpy(exit_number)
@@ -200,15 +260,21 @@ def profile_by_operator(sess, images: torch.Tensor, runs: int = 20) -> tuple[dic
 
     ``sess`` must have been created with ``profile=True``; it is ended here (profiling
     stops). The profiler costs time itself, per operator: compare operators with each
-    other and with the profiled run, not with an unprofiled call.
+    other and with the profiled run, not with an unprofiled call. ``images`` are checked as
+    :func:`run_session` checks them; ``runs`` is an int >= 1.
     """
-    feed = {"images": images.contiguous().numpy()}
+    check_session_io(sess, ("images",), (), "sess")
+    if not sess.get_session_options().enable_profiling:
+        raise ValueError("sess must be created with profile=True (earlyexit.export.session(path, profile=True))")
+    check_int("runs", runs)
+    check_finite_images(images)
+    feed = {"images": images.detach().cpu().contiguous().numpy()}
     for _ in range(runs):
         sess.run(None, feed)
     trace = Path(sess.end_profiling())
     totals: dict[str, float] = defaultdict(float)
     run_total = 0.0
-    for event in json.loads(trace.read_text()):
+    for event in read_json_file(trace, "ONNX Runtime profile", list):
         if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
             totals[event["args"]["op_name"]] += event["dur"] / runs
         elif event.get("cat") == "Session" and event.get("name") == "model_run":

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 
 from .exits import ExitRule, as_rule
 from .inference import EarlyExitResult, all_exits, check_finite_images, pick_exits, route_single, route_stages
-from .models import EarlyExitCNN
-from .utils import check_int
+from .models import EarlyExitCNN, check_model
+from .utils import check_bool, check_int
 
 
 def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
@@ -59,10 +59,11 @@ class FastEarlyExit:
                  pool_before_relu: bool = True, strided_max_pool: bool = True, channels_last: bool = False,
                  use_inference_mode: bool = True, chunk_size: int | None = 256) -> None:
         self.rule = as_rule(rule, criterion)
-        self.rule.check(model.num_exits)
-        self.pool_before_relu, self.strided_max_pool = pool_before_relu, strided_max_pool
-        self.channels_last = channels_last
-        self.use_inference_mode = use_inference_mode
+        self.rule.check(check_model(model).num_exits)
+        self.pool_before_relu = check_bool("pool_before_relu", pool_before_relu)
+        self.strided_max_pool = check_bool("strided_max_pool", strided_max_pool)
+        self.channels_last = check_bool("channels_last", channels_last)
+        self.use_inference_mode = check_bool("use_inference_mode", use_inference_mode)
         self.chunk_size = None if chunk_size is None else check_int("chunk_size", chunk_size)
 
         def snapshot(layer):

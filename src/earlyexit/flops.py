@@ -13,11 +13,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .exits import check_criterion
-from .models import IMAGE_SHAPE, EarlyExitCNN
+from .models import IMAGE_SHAPE, EarlyExitCNN, check_model
 
 
 def count_flops(fn: Callable[..., object], *inputs: torch.Tensor) -> int:
     """FLOPs of one call of ``fn(*inputs)``."""
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     with FlopCounterMode(display=False) as counter:
         fn(*inputs)
     return int(counter.get_total_flops())
@@ -26,6 +28,7 @@ def count_flops(fn: Callable[..., object], *inputs: torch.Tensor) -> int:
 @torch.no_grad()
 def stage_flops(model: EarlyExitCNN) -> dict[str, int]:
     """FLOPs per sample of every block and head, named "block 1", "exit 1", "confidence 1", ..."""
+    check_model(model)
     features = torch.zeros(1, *IMAGE_SHAPE)
     stages: dict[str, int] = {}
     for k, (block, head) in enumerate(zip(model.blocks, model.exits), start=1):

@@ -12,15 +12,28 @@ from importlib.resources import files
 
 import torch
 
+from .utils import damaged_file
+
 THREAD_TITLE = "How to implement an early exiting mechanism in a Neural network"
 
 _NUMBER = re.compile(r"\d+\.\d+")
 
 
+POSTER_SAMPLES = 100  # the poster printed one batch of 100 images
+
+
 def poster_output() -> tuple[torch.Tensor, torch.Tensor]:
-    """The poster's 100 confidences (shape (100,)) and 100 x 10 class probabilities, as printed in the thread."""
-    text = files("earlyexit").joinpath("forum_output.txt").read_text()
-    conf_text, pred_text = text.split("Pred:")
-    confidences = torch.tensor([float(v) for v in _NUMBER.findall(conf_text)])
-    probabilities = torch.tensor([float(v) for v in _NUMBER.findall(pred_text)]).reshape(-1, 10)
-    return confidences, probabilities
+    """The poster's 100 confidences (shape (100,)) and 100 x 10 class probabilities, as printed in the thread.
+
+    A damaged copy of ``forum_output.txt`` (not one "Pred:" part, or another count of numbers)
+    raises a ValueError naming the file.
+    """
+    path = files("earlyexit").joinpath("forum_output.txt")
+    parts = path.read_text().split("Pred:")
+    confidences = [float(v) for v in _NUMBER.findall(parts[0])]
+    probabilities = [float(v) for v in _NUMBER.findall(parts[-1])]
+    if len(parts) != 2 or len(confidences) != POSTER_SAMPLES or len(probabilities) != POSTER_SAMPLES * 10:
+        raise damaged_file(path, "copy of the poster's output", f"must hold {POSTER_SAMPLES} confidences, then "
+                           f"'Pred:' and {POSTER_SAMPLES} x 10 probabilities; it has {len(parts) - 1} 'Pred:', "
+                           f"{len(confidences)} and {len(probabilities) if len(parts) == 2 else 0} numbers")
+    return torch.tensor(confidences), torch.tensor(probabilities).reshape(-1, 10)

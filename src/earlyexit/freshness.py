@@ -25,6 +25,8 @@ import sys
 import tokenize
 from pathlib import Path
 
+from .utils import damaged_file, read_json_file
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 STAMP_KEY = "earlyexit"
 
@@ -79,8 +81,41 @@ def code_hash(package_dir: Path = PACKAGE_DIR) -> str:
     return digest.hexdigest()[:12]
 
 
+def notebook_problem(notebook: object) -> str | None:
+    """What keeps ``notebook`` (a parsed .ipynb) from being read as a notebook, or None: it must be an
+    object with a "metadata" object and a "cells" list, each cell with a "cell_type" and a "source"
+    (text, or a list of lines)."""
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list) \
+            or not isinstance(notebook.get("metadata", {}), dict):
+        return 'it is not a notebook (an object with a "cells" list and a "metadata" object)'
+    for i, cell in enumerate(notebook["cells"]):
+        source = cell.get("source") if isinstance(cell, dict) else None
+        lines = [source] if isinstance(source, str) else source if isinstance(source, list) else [None]
+        if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str) \
+                or not all(isinstance(line, str) for line in lines):
+            return f'cell {i} needs a "cell_type" and a "source" (text or a list of lines)'
+    return None
+
+
+def read_notebook(path: Path) -> dict:
+    """The notebook in ``path``; a ValueError names the file when it is damaged or not a notebook."""
+    notebook = read_json_file(path, "notebook")
+    problem = notebook_problem(notebook)
+    if problem:
+        raise damaged_file(path, "notebook", f"cannot be read: {problem}")
+    return notebook
+
+
+def _checked(notebook: object) -> dict:
+    problem = notebook_problem(notebook)
+    if problem:
+        raise ValueError(f"notebook: {problem}")
+    return notebook
+
+
 def notebook_code_hash(notebook: dict) -> str:
     """A short hash of a notebook's code cells (their source, in order)."""
+    _checked(notebook)
     digest = hashlib.sha256()
     for cell in notebook["cells"]:
         if cell["cell_type"] == "code":
@@ -92,14 +127,17 @@ def stamp(paths: list[Path]) -> None:
     """Write the package's and each notebook's code hash into the notebooks' metadata (after executing them)."""
     package = code_hash()
     for path in paths:
-        notebook = json.loads(path.read_text())
-        notebook["metadata"][STAMP_KEY] = {"package_code": package, "notebook_code": notebook_code_hash(notebook)}
+        notebook = read_notebook(path)
+        hashes = {"package_code": package, "notebook_code": notebook_code_hash(notebook)}
+        notebook.setdefault("metadata", {})[STAMP_KEY] = hashes
         path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
 
 
 def staleness(notebook: dict) -> str | None:
     """Why ``notebook``'s outputs may not come from the current code, or None when its stamp matches."""
-    recorded = notebook.get("metadata", {}).get(STAMP_KEY)
+    recorded = _checked(notebook).get("metadata", {}).get(STAMP_KEY)
+    if recorded and not isinstance(recorded, dict):
+        return "its execution stamp is not an object"
     if not recorded:
         return "it carries no execution stamp"
     if recorded.get("package_code") != code_hash():
@@ -119,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] == "stamp":
         stamp(paths)
         return 0
-    stale = [(p, staleness(json.loads(p.read_text()))) for p in paths]
+    stale = [(p, staleness(read_notebook(p))) for p in paths]
     for path, why in stale:
         if why:
             print(f"{path}: {why}; re-execute it with `make notebooks`", file=sys.stderr)

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 
 from .exits import ExitRule, as_rule
-from .models import EarlyExitCNN, check_image_batch
+from .models import EarlyExitCNN, check_image_batch, check_model
 
 Stage = Callable[[torch.Tensor], torch.Tensor]
 Head = Callable[[torch.Tensor], tuple[torch.Tensor, "torch.Tensor | None"]]
@@ -45,6 +45,7 @@ def check_finite_images(images: torch.Tensor) -> None:
 def model_stages(model: EarlyExitCNN, criterion: str | None) -> tuple[list[Stage], list[Head]]:
     """The model cut into blocks and exit heads; a head returns the exit's logits and, only when
     the criterion needs it, the confidence head's logit."""
+    check_model(model)
     heads = []
     for k, exit_head in enumerate(model.exits):
         confidence = model.confidence_heads[k] if criterion == "learned" and k < len(model.confidence_heads) else None
@@ -107,7 +108,7 @@ def route_single(stages: Sequence[Stage], heads: Sequence[Head], image: torch.Te
 
 def _prepare(model: EarlyExitCNN, images: torch.Tensor, rule, criterion) -> ExitRule:
     rule = as_rule(rule, criterion)
-    rule.check(model.num_exits)
+    rule.check(check_model(model).num_exits)
     check_finite_images(images)
     return rule
 
@@ -143,8 +144,22 @@ def first_exits(exit_logits: Sequence[torch.Tensor], confidence_logits: Sequence
     """The exit number (1-based) each sample leaves at, given every exit's logits for every sample.
 
     The same decisions as routing, made after the fact; used by :func:`compute_all_then_mask`
-    and to evaluate rules on recorded logits without running the model again.
+    and to evaluate rules on recorded logits without running the model again. ``rule`` is what
+    :func:`route_batch` takes; ``confidence_logits`` may be None when its criterion needs none.
     """
+    rule = as_rule(rule)
+    if not isinstance(exit_logits, (list, tuple)) or not exit_logits \
+            or not all(isinstance(x, torch.Tensor) and x.ndim == 2 for x in exit_logits):
+        raise ValueError("exit_logits must be a sequence of each exit's (N, classes) logits, at least one")
+    rule.check(len(exit_logits))
+    if rule.criterion == "learned" and (confidence_logits is None or len(confidence_logits) < len(exit_logits) - 1):
+        raise ValueError("the 'learned' criterion needs confidence_logits for every exit but the last")
+    return _first_exits(exit_logits, confidence_logits, rule)
+
+
+def _first_exits(exit_logits: Sequence[torch.Tensor], confidence_logits: Sequence[torch.Tensor] | None,
+                 rule: ExitRule) -> torch.Tensor:
+    """:func:`first_exits` without its checks, for callers that made them once (the timed paths)."""
     n, last = exit_logits[0].shape[0], len(exit_logits) - 1
     device = exit_logits[0].device
     exit_number = torch.full((n,), last + 1, dtype=torch.long, device=device)
@@ -175,7 +190,7 @@ def all_exits(stages: Sequence[Stage], heads: Sequence[Head],
 def pick_exits(exit_logits: Sequence[torch.Tensor], confidence_logits: Sequence[torch.Tensor] | None,
                rule: ExitRule) -> EarlyExitResult:
     """Given every exit's logits for every sample: each sample's first exit under ``rule``, and its answer there."""
-    exit_number = first_exits(exit_logits, confidence_logits, rule)
+    exit_number = _first_exits(exit_logits, confidence_logits, rule)
     rows = torch.arange(len(exit_number), device=exit_number.device)
     logits = torch.stack(list(exit_logits))[exit_number - 1, rows]  # (exits, N, classes) -> (N, classes)
     return EarlyExitResult(logits.argmax(dim=1), exit_number, logits)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .utils import check_number
+from .utils import check_number, check_token_ids
 
 
 def check_targets(logits: torch.Tensor, targets: torch.Tensor) -> None:
@@ -24,13 +24,17 @@ def check_targets(logits: torch.Tensor, targets: torch.Tensor) -> None:
         shape = tuple(targets.shape) if is_tensor else type(targets).__name__
         hint = " (use targets.squeeze(1))" if is_tensor and targets.ndim == 2 else ""
         raise ValueError(f"targets must be a 1-D int64 tensor of class indices, got {shape}{hint}")
-    if logits.ndim != 2 or logits.shape[0] != targets.shape[0]:
-        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} do not match: "
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != targets.shape[0]:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"logits {shape} and targets {tuple(targets.shape)} do not match: "
                          "expected (N, classes) and (N,)")
+    check_token_ids("targets", targets, logits.shape[1], 1, "class indices")
 
 
 def check_weights(weights: Sequence[float], count: int, name: str = "weights") -> tuple[float, ...]:
     """``count`` finite, non-negative weights as floats; a ValueError otherwise."""
+    if isinstance(weights, (str, bytes)) or not hasattr(weights, "__len__"):
+        raise ValueError(f"{name} must be a sequence of {count} numbers, got {weights!r}")
     weights = tuple(weights)
     if len(weights) != count:
         raise ValueError(f"got {len(weights)} {name} for {count} exits")
@@ -83,4 +87,8 @@ def exit_correct(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def confidence_loss(confidence_logit: torch.Tensor, exit_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """BCE between the confidence head and the target "this exit is correct for this sample"."""
     check_targets(exit_logits, targets)
+    if not isinstance(confidence_logit, torch.Tensor) or tuple(confidence_logit.shape) != tuple(targets.shape):
+        shape = tuple(confidence_logit.shape) if isinstance(confidence_logit, torch.Tensor) \
+            else type(confidence_logit).__name__
+        raise ValueError(f"confidence_logit must hold one logit per sample, shape {tuple(targets.shape)}, got {shape}")
     return F.binary_cross_entropy_with_logits(confidence_logit, exit_correct(exit_logits, targets))

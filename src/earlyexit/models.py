@@ -20,6 +20,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from .utils import check_int, check_type
+
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
 FORUM_CHANNELS = (16, 32)
@@ -87,6 +89,7 @@ def check_image_batch(images: torch.Tensor, shape: tuple[int, int, int] = IMAGE_
 
 def feature_sizes(channels: Sequence[int], image_size: int = IMAGE_SHAPE[1]) -> list[tuple[int, int, int]]:
     """(channels, height, width) after each block: every block keeps the size, then halves it (rounding down)."""
+    check_int("image_size", image_size)
     sizes, side = [], image_size
     for c in channels:
         side //= 2
@@ -104,6 +107,7 @@ class EarlyExitCNN(nn.Module):
 
     def __init__(self, channels: Sequence[int] = FORUM_CHANNELS, num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
+        check_int("num_classes", num_classes, 2)  # one class leaves nothing to decide (and no entropy)
         channels = tuple(channels)
         if len(channels) < 2 or any(not isinstance(c, int) or isinstance(c, bool) or c < 1 for c in channels):
             raise ValueError(f"channels must list at least two positive ints (one per block), got {channels!r}")
@@ -150,6 +154,12 @@ class EarlyExitCNN(nn.Module):
         return self.exits[-1](features)
 
 
+def check_model(model: object) -> EarlyExitCNN:
+    """``model`` if it is an :class:`EarlyExitCNN`; a TypeError naming it otherwise (e.g. a TrainedModel: pass
+    its ``.model``)."""
+    return check_type("model", model, EarlyExitCNN, "an EarlyExitCNN (a TrainedModel's .model)")
+
+
 @torch.no_grad()
 def logits_tolerance(model: EarlyExitCNN, images: torch.Tensor) -> float:
     """How far two correct float32 computations of the same logits may differ, from the magnitudes involved.
@@ -160,6 +170,8 @@ def logits_tolerance(model: EarlyExitCNN, images: torch.Tensor) -> float:
     again in the head. We allow 4 * sqrt(K) * u * max sum|w x| over the exits: safely above
     rounding, far below the size of a real mistake (a wrong exit's logits differ by units).
     """
+    check_model(model)
+    check_image_batch(images)
     bound, features = 0.0, images
     for block, head in zip(model.blocks, model.exits):
         features = block(features)

@@ -16,7 +16,7 @@ from .models import EarlyExitCNN
 from .stats import Difference, mcnemar
 from .thresholds import BUDGET_SHARE, ChosenPoint, choose_on_validation
 from .training import TrainConfig, train_cached
-from .utils import check_number
+from .utils import check_number, check_type
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def book_operating_point(data: Splits, config: TrainConfig | None = None,
                          budget_share: float = BUDGET_SHARE, progress: bool | None = None) -> BookOperatingPoint:
     """Train (or load) ``config``'s two-exit model and choose its threshold on validation to spend
     ``budget_share`` of the full network's FLOPs."""
-    config = TrainConfig() if config is None else config
+    config = TrainConfig() if config is None else check_type("config", config, TrainConfig, "a TrainConfig")
     budget_share = check_number("budget_share", budget_share, 0.0, 1.0, open_low=True)
     model = train_cached(config, data, progress).model
     if model.num_exits != 2:

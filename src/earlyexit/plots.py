@@ -12,11 +12,19 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.patches import FancyBboxPatch
+from matplotlib.patches import FancyBboxPatch, Patch
 from matplotlib.ticker import MaxNLocator
 
 from .models import IMAGE_SHAPE, EarlyExitCNN, feature_sizes
+from .recipes import Ladder
 from .thresholds import Sweep, ThresholdSearch
+from .utils import check_flags, check_int, check_real, check_token_ids
+
+
+def _nonempty(name: str, values: object) -> None:
+    """A ValueError naming ``name`` when there is nothing to draw (before a figure is made)."""
+    if not hasattr(values, "__len__") or len(values) == 0:
+        raise ValueError(f"{name} must hold at least one thing to draw, got {values!r}")
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (6, 4)) -> Axes:
@@ -25,6 +33,7 @@ def _axes(ax: Axes | None, size: tuple[float, float] = (6, 4)) -> Axes:
 
 def image_grid(images: torch.Tensor, titles: Sequence[str], columns: int = 10, size: float = 1.1) -> Figure:
     """Grayscale images in a grid, each with a short title."""
+    check_int("columns", columns)
     rows = (len(images) + columns - 1) // columns
     fig, axes = plt.subplots(rows, columns, figsize=(columns * size, rows * (size + 0.3)), squeeze=False)
     for ax in axes.flat:
@@ -39,6 +48,11 @@ def image_grid(images: torch.Tensor, titles: Sequence[str], columns: int = 10, s
 def examples_per_class(images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str],
                        per_class: int = 3) -> Figure:
     """The first ``per_class`` images of every class, one class per column."""
+    check_int("per_class", per_class)
+    labels = check_token_ids("labels", labels, len(classes), 1, "class indices")
+    fewest = int(torch.bincount(labels, minlength=len(classes)).min())
+    if fewest < per_class:
+        raise ValueError(f"per_class is {per_class} but a class has only {fewest} image(s) among the labels")
     picks, titles = [], []
     for row in range(per_class):
         for c, name in enumerate(classes):
@@ -101,6 +115,10 @@ def network_diagram(model: EarlyExitCNN, ax: Axes | None = None) -> Axes:
 def training_curves(histories: dict[str, list[dict[str, float]]], key: str, ax: Axes | None = None,
                     ylabel: str | None = None) -> Axes:
     """One line per run: ``history[epoch][key]`` against the epoch."""
+    _nonempty("histories", histories)
+    for label, history in histories.items():
+        if any(key not in h or "epoch" not in h for h in history):
+            raise ValueError(f"histories[{label!r}] needs 'epoch' and {key!r} in every epoch's entry")
     ax = _axes(ax)
     for label, history in histories.items():
         ax.plot([h["epoch"] for h in history], [h[key] for h in history], marker="o", label=label)
@@ -117,6 +135,9 @@ def tradeoff_band(sweeps: Sequence[Sweep], x: str = "exit_fraction", label: str 
                   scale_x: float = 1.0, color: str | None = None) -> Axes:
     """Accuracy (%) against ``x`` ("exit_fraction" or "expected_flops") for several seeds:
     the mean curve and a band from the lowest to the highest seed."""
+    _nonempty("sweeps", sweeps)
+    if x not in ("exit_fraction", "expected_flops"):
+        raise ValueError(f"x must be 'exit_fraction' or 'expected_flops', got {x!r}")
     ax = _axes(ax)
     curves = []
     for sweep in sweeps:
@@ -135,6 +156,7 @@ def tradeoff_band(sweeps: Sequence[Sweep], x: str = "exit_fraction", label: str 
 
 def exit_by_class(fractions: dict[str, torch.Tensor], classes: Sequence[str], ax: Axes | None = None) -> Axes:
     """Grouped bars: share of each class leaving at exit 1, one group member per model."""
+    _nonempty("fractions", fractions)
     ax = _axes(ax)
     width = 0.8 / len(fractions)
     positions = np.arange(len(classes))
@@ -152,6 +174,11 @@ def score_histogram(scores: torch.Tensor, correct: torch.Tensor, ax: Axes | None
                     bins: int = 40, xlabel: str = "exit-1 score") -> Axes:
     """Counts of an exit score for the samples the exit gets right and wrong (counts, not densities:
     the two groups keep their real sizes), on a log scale so that the small group stays visible."""
+    check_int("bins", bins)
+    correct = check_flags("correct", correct, ndim=1)  # 0/1 numbers would index, not mask
+    scores = check_real("scores", scores, ndim=1)
+    if len(scores) != len(correct):
+        raise ValueError(f"{len(scores)} scores for {len(correct)} right/wrong flags")
     ax = _axes(ax)
     edges = np.linspace(0, 1, bins + 1)
     ax.hist(scores[correct].numpy(), bins=edges, alpha=0.6, label=f"right ({int(correct.sum())})")
@@ -170,6 +197,7 @@ def seed_points(values: dict[str, dict[str, Sequence[float]]], ax: Axes | None =
     Points, not bars: the axis can then zoom on the range of the values without a bar's
     length misleading the eye (the axis does not start at 0, and says so).
     """
+    _nonempty("values", values)
     ax = _axes(ax)
     groups = list(values)
     series = list(next(iter(values.values())))
@@ -193,6 +221,8 @@ def exit_gallery(images: torch.Tensor, scores: torch.Tensor, left_early: torch.T
 
     A red title marks a wrong final prediction.
     """
+    check_int("per_row", per_row)
+    left_early = check_flags("left_early", left_early, ndim=1)  # ~ of 0/1 numbers is not "went deep"
     early = torch.nonzero(left_early).flatten()[:per_row]
     deep = torch.nonzero(~left_early).flatten()[:per_row]
     fig, axes = plt.subplots(2, per_row, figsize=(per_row * 1.25, 3.6))
@@ -211,6 +241,7 @@ def exit_gallery(images: torch.Tensor, scores: torch.Tensor, left_early: torch.T
 
 def stage_time_bars(layer_times: dict[int, dict[str, object]], ax: Axes | None = None) -> Axes:
     """Stacked bars: per-image time of each layer, one bar per batch size (times are Timing objects)."""
+    _nonempty("layer_times", layer_times)
     ax = _axes(ax, (8, 4))
     batch_sizes = list(layer_times)
     names = list(layer_times[batch_sizes[0]])
@@ -266,12 +297,16 @@ def threshold_search_map(search: ThresholdSearch, budget: float, ax: Axes | None
     best = [int(torch.nonzero(g == torch.tensor(b, dtype=g.dtype))[0]) for g, b in zip(search.grids, chosen)]
     ax.plot(*best, marker="*", color="red", markersize=16, linestyle="none", label="best within budget")
     for axis, grid in (("x", search.grids[0]), ("y", search.grids[1])):
-        ticks = np.linspace(0, len(grid) - 1, 5).round().astype(int)
-        getattr(ax, f"set_{axis}ticks")(ticks, [f"{float(grid[t]):.2f}" for t in ticks])
-    ax.set_xlabel("exit-1 threshold")
+        ticks = np.unique(np.linspace(0, len(grid) - 1, 5).round().astype(int))
+        # enough decimals that no two ticks read the same (quantile thresholds crowd near 1)
+        digits = next(d for d in range(2, 7) if len({f"{float(grid[t]):.{d}f}" for t in ticks}) == len(ticks))
+        getattr(ax, f"set_{axis}ticks")(ticks, [f"{float(grid[t]):.{digits}f}" for t in ticks])
+    ax.set_xlabel("exit-1 threshold (grid position: quantiles of the scores)")
     ax.set_ylabel("exit-2 threshold")
     plt.colorbar(image, ax=ax, label="validation accuracy (%)")
-    ax.legend(fontsize="small", loc="upper left")
+    handles, _ = ax.get_legend_handles_labels()
+    handles.append(Patch(facecolor=plt.get_cmap("Greys")(1 / 3), label="over the FLOPs budget"))
+    ax.legend(handles=handles, fontsize="small", loc="upper left")
     return ax
 
 
@@ -284,4 +319,32 @@ def seed_errorbar(ax: Axes, xs: Sequence[float], ys: Sequence[float], label: str
     spread = lambda v, m: [[max(m - v.min(), 0.0)], [max(v.max() - m, 0.0)]]  # noqa: E731 - rounding
     ax.errorbar([x], [y], xerr=spread(xs, x), yerr=spread(ys, y),
                 marker=marker, markersize=9, linestyle="none", capsize=3, label=label)
+    return ax
+
+
+def ladder(ladder: Ladder, chosen: int, ax: Axes | None = None, scale: float = 100.0,
+           ylabel: str = "validation accuracy (%)") -> Axes:
+    """A recipe's training-length ladder: each metric's seeds as dots, their mean as a line, the
+    mean over metrics dashed, and the chosen length marked."""
+    ax = _axes(ax, (6.5, 3.8))
+    lengths = ladder.lengths
+    metrics = list(ladder.scores[lengths[0]])
+    for metric in metrics:
+        line, = ax.plot(lengths, [np.mean(ladder.scores[n][metric]) * scale for n in lengths], marker="o",
+                        label=metric)
+        for n in lengths:
+            values = np.asarray(ladder.scores[n][metric]) * scale
+            ax.scatter([n] * len(values), values, s=12, color=line.get_color(), alpha=0.5)
+    ax.plot(lengths, [ladder.mean(n) * scale for n in lengths], linestyle="--", color="grey",
+            label="mean of the exits")
+    ax.axvline(chosen, color="black", linewidth=1)
+    ax.text(chosen, 0.97, f" chosen: {chosen} {ladder.unit}", transform=ax.get_xaxis_transform(), va="top",
+            fontsize="small")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(lengths, [str(n) for n in lengths])
+    ax.minorticks_off()
+    ax.set_xlabel(f"training length ({ladder.unit}, one run each)")
+    ax.set_ylabel(ylabel + " (axis not from 0)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="lower right")
     return ax

@@ -87,10 +87,10 @@ def missing(manifest: Manifest, folder: Path | None = None) -> list[Entry]:
     folder = folder or models_dir()
 
     def work(entry: Entry) -> float:  # rough seconds on one thread, only to start the long ones first
-        c = entry.config
-        if entry.kind == "lm":
-            return 6e-6 * c["steps"] * c["layers"] * c["width"] ** 2
-        return 0.36 * c["epochs"] * sum(c["channels"])
+        c = config_of(entry)  # a broken entry is named here
+        if isinstance(c, LMConfig):
+            return 6e-6 * c.steps * c.layers * c.width ** 2
+        return 0.36 * c.epochs * sum(c.channels)
 
     todo = [e for e in manifest.entries.values() if e.file is None or not (folder / e.file).is_file()]
     return sorted(todo, key=work, reverse=True)
@@ -137,8 +137,9 @@ def check_recipe(manifest: Manifest, kinds: set[str]) -> None:
 
 
 def pretrain(workers: int = 2, folder: Path | None = None, progress: bool = True,
-             kinds: tuple[str, ...] = ("cnn", "lm")) -> int:
-    """Train every listed model of ``kinds`` whose file is missing, ``workers`` at a time; how many were trained."""
+             kinds: tuple[str, ...] = ("cnn", "lm"), threads: int | None = None) -> int:
+    """Train every listed model of ``kinds`` whose file is missing, ``workers`` at a time, each with
+    ``threads`` threads (default: the cores shared among the workers); how many were trained."""
     check_int("workers", workers)
     folder = folder or models_dir()
     with manifest_lock(folder):
@@ -148,7 +149,7 @@ def pretrain(workers: int = 2, folder: Path | None = None, progress: bool = True
             return 0
         check_recipe(manifest, {e.kind for e in todo})
         write_manifest(manifest, folder)
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, (os.cpu_count() or 1) // workers) if threads is None else check_int("threads", threads)
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_threads,
                              initargs=(threads,)) as pool:
         futures = [pool.submit(train_one, entry, folder) for entry in todo]
@@ -172,12 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1 if torch.cuda.is_available() else min(2, os.cpu_count() or 1))
     parser.add_argument("--folder", default=None, help="the shipped models' folder (default notebooks/models)")
     parser.add_argument("--kind", choices=("cnn", "lm"), default=None, help="train only models of this kind")
+    parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: cores / workers)")
     args = parser.parse_args(argv)
     folder = Path(args.folder) if args.folder else None
     total = len(read_manifest(folder).entries)
     start = time.perf_counter()
     kinds = (args.kind,) if args.kind else ("cnn", "lm")
-    trained = pretrain(args.workers, folder, progress=sys.stderr.isatty(), kinds=kinds)
+    trained = pretrain(args.workers, folder, progress=sys.stderr.isatty(), kinds=kinds, threads=args.threads)
     print(f"models: {total - trained} of {total} were present, {trained} trained "
           f"({args.workers} at a time) in {time.perf_counter() - start:.0f} s")
     return 0

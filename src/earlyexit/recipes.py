@@ -18,8 +18,13 @@ Nothing here trains anything. :func:`book_models` lists the configurations; the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoints import Manifest, read_manifest
 from .training import TrainConfig, static_config
 from .transformer import LMConfig
+from .utils import check_number
 
 SEEDS = (0, 1, 2, 3, 4)
 LADDER_SEEDS = (0, 1)
@@ -76,3 +81,67 @@ def book_models() -> list[TrainConfig | LMConfig]:
     for config in configs:
         unique.setdefault(config.name(), config)
     return list(unique.values())
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """Validation scores of one recipe trained for several lengths: ``scores[length][metric]``
+    holds one value per seed (a metric per exit for the CNNs)."""
+
+    unit: str  # "epochs" or "steps"
+    scores: dict[int, dict[str, list[float]]]
+
+    @property
+    def lengths(self) -> list[int]:
+        return sorted(self.scores)
+
+    def mean(self, length: int) -> float:
+        """The score of a length: the mean over its metrics (exits) and seeds."""
+        values = [v for per_seed in self.scores[length].values() for v in per_seed]
+        return sum(values) / len(values)
+
+    def best(self) -> int:
+        return max(self.lengths, key=self.mean)
+
+    def converged(self, within: float = CONVERGED_WITHIN) -> int:
+        """The shortest length whose score is within ``within`` of the best length's."""
+        within = check_number("within", within)
+        best = self.mean(self.best())
+        return min(n for n in self.lengths if self.mean(n) >= best - within)
+
+
+def _ladder(manifest: Manifest, configs: list, unit: str, score) -> Ladder:
+    scores: dict[int, dict[str, list[float]]] = {}
+    for config in configs:
+        entry = manifest.entries.get(config.name())
+        if entry is None or entry.log is None:
+            raise ValueError(f"the ladder model {config.name()} ({unit} {getattr(config, unit)}, seed {config.seed}) "
+                             "is not in the manifest yet: run `make models`")
+        for metric, value in score(entry.log).items():
+            scores.setdefault(getattr(config, unit), {}).setdefault(metric, []).append(value)
+    return Ladder(unit, scores)
+
+
+def cnn_ladder(folder: Path | None = None) -> Ladder:
+    """The CNN recipe's ladder, from the shipped models' logs: each exit's validation accuracy
+    after the last epoch."""
+    configs = [c for c in ladder_models() if isinstance(c, TrainConfig)]
+
+    def score(history: list[dict]) -> dict[str, float]:
+        last = history[-1]
+        exits = sorted(int(k[len("val_exit"):-len("_accuracy")]) for k in last if k.startswith("val_exit"))
+        return {f"exit {k}": last[f"val_exit{k}_accuracy"] for k in exits}
+
+    return _ladder(read_manifest(folder), configs, "epochs", score)
+
+
+def lm_ladder(folder: Path | None = None) -> Ladder:
+    """The language models' ladder: each exit's next-token accuracy on the validation text's
+    answer digits (the tokens that need arithmetic)."""
+    configs = [c for c in ladder_models() if isinstance(c, LMConfig)]
+
+    def score(log: dict) -> dict[str, float]:
+        answer = log["validation_accuracy"]["answer"]
+        return {f"layer {k + 1}": a for k, a in enumerate(answer)}
+
+    return _ladder(read_manifest(folder), configs, "steps", score)

@@ -7,10 +7,12 @@ A :class:`Table` shows as HTML in Jupyter and in the book, and can be glued to a
 from __future__ import annotations
 
 import html
+import math
 import re
 from collections.abc import Sequence
 
 from .stats import mean_and_sd
+from .utils import check_int, check_number
 
 BOLD = re.compile(r"[*][*](.+?)[*][*]")
 
@@ -19,6 +21,9 @@ class Table:
     """A small table of already formatted cells, with an HTML and a Markdown representation."""
 
     def __init__(self, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        for name, value in (("headers", headers), *((f"rows[{i}]", row) for i, row in enumerate(rows))):
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):  # a string is not split into cells
+                raise TypeError(f"{name} must be a sequence of cells, got {type(value).__name__}")
         if any(len(row) != len(headers) for row in rows):
             raise ValueError(f"every row needs {len(headers)} cells")
         self.headers = [str(h) for h in headers]
@@ -48,6 +53,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
 
 def format_mean_sd(values: Sequence[float], scale: float = 100.0, digits: int = 2) -> str:
     """``"mean ± sd"`` of a few runs, scaled (by default to percent)."""
+    scale, digits = check_number("scale", scale, -math.inf), check_int("digits", digits, 0)
     mean, sd = mean_and_sd([v * scale for v in values])
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 

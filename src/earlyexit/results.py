@@ -24,6 +24,7 @@ import atexit
 import contextlib
 import json
 import math
+import numbers
 import os
 import sys
 import time
@@ -32,12 +33,22 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .stats import mean_and_sd, seed_tolerance
+from .stats import Difference, mean_and_sd, seed_tolerance
 from .timing import Ratio, ratio_factor
-from .utils import atomic_write, repo_root
+from .utils import (
+    atomic_write,
+    check_bool,
+    check_int,
+    check_number,
+    check_type,
+    damaged_file,
+    read_json_file,
+    repo_root,
+)
 
 MODES = ("record", "check", "warn", "off")
 SEEDS_WHY = "4 x the spread over the seeds"
+DIFFERENCE_WHY = "a difference: twice its interval's width"
 
 
 @dataclass(frozen=True)
@@ -57,10 +68,29 @@ class Recorded:
     low: float | None = None
     high: float | None = None
 
+    def __post_init__(self) -> None:
+        # A NaN or infinite value or tolerance would let every re-computed value pass: refused here,
+        # whether the record is being kept or read back from a file.
+        check_bool("factor", self.factor)
+        check_number("value", self.value, -math.inf)
+        check_number("tolerance", self.tolerance, 1.0 if self.factor else 0.0)
+        if self.factor and not self.value > 0:
+            raise ValueError(f"a value checked within a factor must be > 0, got {self.value!r}")
+        if not isinstance(self.why, str) or not self.why.strip():
+            raise ValueError(f"a tolerance needs its reason (why), got {self.why!r}")
+        if (self.low is None) != (self.high is None):
+            raise ValueError(f"an interval needs both ends, got low={self.low!r} and high={self.high!r}")
+        if self.low is not None:
+            low = check_number("low", self.low, 0.0 if self.factor else -math.inf, open_low=self.factor)
+            if low > check_number("high", self.high, -math.inf):
+                raise ValueError(f"an interval needs low <= high, got {self.low!r} and {self.high!r}")
+
     def problem(self, value: float, low: float | None = None, high: float | None = None) -> str | None:
         """Why a re-computed ``value`` (with its interval, for a ratio) is not accepted, or None."""
         if not math.isfinite(value):
             return "not a finite number"
+        if any(end is not None and not math.isfinite(end) for end in (low, high)):
+            return "its interval is not finite"
         if self.factor:
             if not (value > 0 and self.value / self.tolerance <= value <= self.value * self.tolerance):
                 return f"allowed {self.value / self.tolerance:.3g} to {self.value * self.tolerance:.3g} " \
@@ -91,12 +121,23 @@ def compare(recorded: dict[str, Recorded], current: dict[str, Measured]) -> list
         if key not in recorded:
             problems.append(f"{key}: no recorded value (run `make notebooks`)")
             continue
-        value, low, high = (measured, None, None) if isinstance(measured, (int, float)) else tuple(measured)
+        value, low, high = _measured(key, measured)
         expected = recorded[key]
         problem = expected.problem(float(value), low, high)
         if problem:
             problems.append(f"{key}: {value:.6g} now, {expected.value:.6g} recorded; {problem} ({expected.why})")
     return problems
+
+
+def _measured(key: str, measured: object) -> tuple[float, float | None, float | None]:
+    """A measured value as (value, low, high); a TypeError naming the key unless it is a number or a triple."""
+    if isinstance(measured, numbers.Real) and not isinstance(measured, bool):
+        return float(measured), None, None
+    parts = tuple(measured) if isinstance(measured, (tuple, list)) else ()
+    if len(parts) != 3 or not all(isinstance(p, numbers.Real) and not isinstance(p, bool) for p in parts):
+        raise TypeError(f"current[{key!r}] must be a number or a (median, low, high) triple of numbers, "
+                        f"got {measured!r}")
+    return tuple(float(p) for p in parts)
 
 
 class ResultOutOfTolerance(AssertionError):
@@ -107,13 +148,47 @@ def results_dir() -> Path:
     return repo_root() / "notebooks" / "results"
 
 
+RESULTS_FILE = "results file"
+REQUIRED, OPTIONAL = ("value", "tolerance", "why"), ("factor", "low", "high")
+
+
+def read_results(path: Path) -> dict:
+    """A chapter's results file, checked: a ValueError names the file and what is wrong when it is
+    damaged (empty, truncated, not JSON) or of another structure (no "results" object, an entry
+    without its value, tolerance or why, a value that is not a finite number, a negative time)."""
+    payload = read_json_file(path, RESULTS_FILE)
+    entries = payload.get("results")
+    if not isinstance(entries, dict):
+        raise damaged_file(path, RESULTS_FILE, 'needs a "results" object (one entry per key result)')
+    for key, entry in entries.items():
+        if not isinstance(entry, dict) or not set(REQUIRED) <= entry.keys() \
+                or not entry.keys() <= set(REQUIRED + OPTIONAL):
+            raise damaged_file(path, RESULTS_FILE, f"entry {key!r} needs {', '.join(REQUIRED)} "
+                                                   f"(and may have {', '.join(OPTIONAL)}), got {entry!r}")
+        try:
+            Recorded(**entry)
+        except (TypeError, ValueError) as error:
+            raise damaged_file(path, RESULTS_FILE, f"entry {key!r}: {error}") from None
+    try:
+        check_number("seconds", payload.get("seconds", 0.0))
+    except ValueError as error:
+        raise damaged_file(path, RESULTS_FILE, str(error)) from None
+    return payload
+
+
 def load(chapter: str, folder: Path | None = None) -> dict[str, Recorded]:
-    """The recorded results of a chapter (empty if there are none)."""
-    path = (folder or results_dir()) / f"{chapter}.json"
+    """The recorded results of a chapter (empty if there are none); a damaged file is refused (:func:`read_results`)."""
+    path = (folder or results_dir()) / f"{_check_chapter(chapter)}.json"
     if not path.is_file():
         return {}
-    payload = json.loads(path.read_text())
-    return {key: Recorded(**entry) for key, entry in payload["results"].items()}
+    return {key: Recorded(**entry) for key, entry in read_results(path)["results"].items()}
+
+
+def _check_chapter(chapter: object) -> str:
+    """A chapter's name: a file name in the results folder (no path separators)."""
+    if not isinstance(chapter, str) or not chapter.strip() or Path(chapter).name != chapter:
+        raise ValueError(f"chapter must be a chapter's name such as '05_thresholds', got {chapter!r}")
+    return chapter
 
 
 def _glue(key: str, shown: object) -> None:
@@ -128,7 +203,7 @@ class ChapterResults:
     """The key results of one chapter. Create it in the chapter's first cell; call :meth:`keep` for each result."""
 
     def __init__(self, chapter: str, mode: str | None = None, folder: Path | None = None) -> None:
-        self.chapter = chapter
+        self.chapter = _check_chapter(chapter)
         self.mode = mode or os.environ.get("EARLYEXIT_RESULTS", "warn")
         if self.mode not in MODES:
             raise ValueError(f"EARLYEXIT_RESULTS must be one of {MODES}, got {self.mode!r}")
@@ -148,22 +223,21 @@ class ChapterResults:
         With ``factor``, ``tolerance`` is a factor >= 1 rather than a difference (see :class:`Recorded`);
         ``interval`` is a ratio's 95% interval, checked for a flipped direction.
         """
-        value = float(value.detach()) if hasattr(value, "detach") else float(value)
-        lowest = 1 if factor else 0
-        if isinstance(tolerance, bool) or not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance)
-                                               and tolerance >= lowest):
-            raise ValueError(f"tolerance must be a finite number >= {lowest}, got {tolerance!r}")
-        if not math.isfinite(value):
-            raise ValueError(f"{key}: a kept value must be a finite number, got {value!r}")
-        if factor and not value > 0:
-            raise ValueError(f"a value checked within a factor must be > 0, got {value!r}")
-        if not isinstance(why, str) or not why.strip():
-            raise ValueError(f"{key}: a tolerance needs its reason (why), got {why!r}")
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"key must be a non-empty string, got {key!r}")
+        if interval is not None and (not isinstance(interval, (tuple, list)) or len(interval) != 2):
+            raise ValueError(f"{key}: interval must be a (low, high) pair, got {interval!r}")
+        low, high = interval if interval is not None else (None, None)
+        try:
+            kept = Recorded(check_number("value", value, -math.inf), check_number("tolerance", tolerance, -math.inf),
+                            why, factor, low, high)
+        except ValueError as error:
+            raise ValueError(f"{key}: {error}") from None
         if key in self.kept:
             raise ValueError(f"{key!r} is kept twice in {self.chapter}")
+        value = kept.value
         _glue(key, text if text is not None else f"{value:.4g}")
-        low, high = interval if interval is not None else (None, None)
-        self.kept[key] = Recorded(value, float(tolerance), why, factor, low, high)
+        self.kept[key] = kept
         if self.mode == "record":
             self._write()
         elif self.mode in ("check", "warn") and self.recorded:
@@ -177,6 +251,7 @@ class ChapterResults:
                    why: str = "timing: this run's interval, widened, and at least the change between CPUs") -> None:
         """Keep a measured speed ratio, glued as its verdict, checked within :func:`~earlyexit.timing.ratio_factor`
         and for its direction."""
+        check_type("ratio", ratio, Ratio, "a Ratio (earlyexit.timing.speedup)")
         self.keep(key, ratio.median, ratio_factor(ratio.low, ratio.high), why,
                   text=ratio.verdict() if text is None else text, factor=True, interval=(ratio.low, ratio.high))
 
@@ -184,14 +259,29 @@ class ChapterResults:
                    scale: float = 100.0, digits: int = 2) -> None:
         """Keep the mean of a result over seeds, glued as "mean ± sd" (``scale``d, by default to percent),
         checked within :func:`~earlyexit.stats.seed_tolerance` (at least ``floor``)."""
+        scale, digits = check_number("scale", scale, -math.inf), check_int("digits", digits, 0)
         mean, sd = mean_and_sd(values)
         shown = f"{mean * scale:.{digits}f} ± {sd * scale:.{digits}f}" if text is None else text
         self.keep(key, mean, seed_tolerance(values, floor=floor), SEEDS_WHY, text=shown)
+
+    def keep_difference(self, key: str, difference: Difference, floor: float = 0.01, scale: float = 100.0,
+                        unit: str = " points") -> None:
+        """Keep a difference, glued as its verdict (``difference.verdict(scale, unit)``), checked within
+        twice its interval's width (at least ``floor``): a re-run moves the estimate by less than that."""
+        check_type("difference", difference, Difference, "a Difference (earlyexit.stats)")
+        floor = check_number("floor", floor)
+        self.keep(key, difference.estimate, max(2 * (difference.high - difference.low), floor),
+                  DIFFERENCE_WHY, text=difference.verdict(scale, unit))
 
     def glue_table(self, key: str, shown: object) -> object:
         """Glue a table (or any displayable object) under ``key`` for other pages; return it for display."""
         _glue(key, shown)
         return shown
+
+    def glue_text(self, key: str, text: str) -> None:
+        """Glue a sentence (words chosen from a verdict) under ``key``; it displays nothing in the cell."""
+        check_type("text", text, str, "a str")
+        _glue(key, text)
 
     def elapsed(self) -> float:
         """Seconds since this chapter's results were opened (its first cell)."""
@@ -201,9 +291,8 @@ class ChapterResults:
         """How long the whole book took to execute: every other chapter's recorded time, and this one's so far."""
         total = self.elapsed()
         for path in sorted(self.path.parent.glob("*.json")):
-            recorded = json.loads(path.read_text())
             if path.stem != self.chapter:
-                total += recorded.get("seconds", 0.0)
+                total += read_results(path).get("seconds", 0.0)
         return total
 
     def _write_at_exit(self) -> None:

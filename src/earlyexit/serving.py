@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from .exits import check_threshold
-from .export import session
+from .export import check_session_io, session
 from .models import IMAGE_SHAPE
-from .utils import check_finite, check_int, check_number
+from .utils import check_bool, check_finite, check_int, check_number, check_seed, check_type
 
 ONE_IMAGE = (1, *IMAGE_SHAPE)
 
@@ -35,6 +35,9 @@ ONE_IMAGE = (1, *IMAGE_SHAPE)
 def one_image(image: np.ndarray | torch.Tensor) -> np.ndarray:
     """``image`` as a C-contiguous float32 array of shape (1, 1, 28, 28); a TypeError or ValueError otherwise."""
     if isinstance(image, torch.Tensor):
+        if image.dtype != torch.float32:  # checked here: NumPy has no bfloat16 to convert to
+            raise TypeError(f"image must be float32 (the exported graph's input), got {image.dtype}: "
+                            "convert it with .float()")
         image = image.detach().cpu().numpy()
     if not isinstance(image, np.ndarray):
         raise TypeError(f"image must be a numpy array or a torch tensor, got {type(image).__name__}")
@@ -90,7 +93,9 @@ class OneGraphServer:
     """
 
     def __init__(self, path: str | Path, threads: int = 1, last_exit: int = 2, check: bool = True) -> None:
-        self.bound, self.last_exit, self.check = BoundSession(path, threads), last_exit, check
+        self.bound = BoundSession(path, threads)
+        check_session_io(self.bound.session, ("images",), ("logits",), str(path))
+        self.last_exit, self.check = check_int("last_exit", last_exit), check_bool("check", check)
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, int]:
         out = self.bound(one_image(image) if self.check else image)
@@ -100,15 +105,26 @@ class OneGraphServer:
 
 class TwoStageServer:
     """Early exit for one image with the branch in the caller: stage 1 always, stage 2 when the
-    image's score is not above ``threshold`` (float32, NaN goes on, as everywhere in the book)."""
+    image's score is not above ``threshold`` (float32, NaN goes on, as everywhere in the book).
+
+    ``first`` is the :class:`~earlyexit.export.FirstStage` graph, ``second`` the
+    :class:`~earlyexit.export.SecondStage` one; the two given the other way round are refused with
+    a ValueError that says so (as is any other graph).
+    """
 
     def __init__(self, first: str | Path, second: str | Path, threshold: float, threads: int = 1,
                  second_threads: int | None = None, check: bool = True) -> None:
+        self.threshold = np.float32(check_threshold(threshold))
+        self.check = check_bool("check", check)
         self.first = BoundSession(first, threads)
         self.second = BoundSession(second, threads if second_threads is None else second_threads)
+        takes = [s.session.get_inputs()[0].name for s in (self.first, self.second)]
+        if takes == ["features", "images"]:
+            raise ValueError(f"the stage files are in swapped order: {first} is the second stage and {second} "
+                             "the first; pass the first stage's file first")
+        check_session_io(self.first.session, ("images",), ("logits", "score", "features"), f"first ({first})")
+        check_session_io(self.second.session, ("features",), ("logits",), f"second ({second})")
         self.second.bind_input(self.first.outputs["features"])  # stage 2 reads stage 1's buffer
-        self.threshold = np.float32(check_threshold(threshold))
-        self.check = check
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, int]:
         out = self.first(one_image(image) if self.check else image)
@@ -126,8 +142,13 @@ def request_latencies(servers: dict[str, Callable[[np.ndarray], object]], images
     """
     check_int("warmup", warmup, 0)
     check_int("passes", passes)
+    check_type("servers", servers, dict, "a dict of name -> server")
+    check_type("images", images, (list, tuple, np.ndarray, torch.Tensor), "a sequence of images")
     if not servers or len(images) == 0:
         raise ValueError("need at least one server and one image")
+    for name, server in servers.items():
+        if not callable(server):
+            raise TypeError(f"servers[{name!r}] must be callable with one image, got {type(server).__name__}")
     names = list(servers)
     for name in names:
         for image in images[:warmup]:
@@ -158,15 +179,29 @@ class Percentile:
         return f"{self.value * 1e6:.1f} µs ({self.low * 1e6:.1f}-{self.high * 1e6:.1f})"
 
 
+def check_latencies(name: str, values: object, minimum: int = 1) -> np.ndarray:
+    """``values`` as a 1-D float64 array of at least ``minimum`` times in seconds, every one finite
+    and > 0 (a request takes time: a zero or negative latency is a measuring mistake); a ValueError
+    (or TypeError) naming ``name`` otherwise. Every function of this module that takes measured
+    times checks them here, the same way."""
+    times = check_finite(name, values, ndim=1).numpy()
+    if len(times) < minimum:
+        raise ValueError(f"{name} must hold at least {minimum} time(s), got {len(times)}")
+    if (times <= 0).any():
+        raise ValueError(f"{name} must be times in seconds, every one > 0; got {int((times <= 0).sum())} "
+                         f"that are not, such as {times[times <= 0][0]!r}")
+    return times
+
+
 def latency_summary(latencies: np.ndarray, qs: Sequence[float] = (50, 90, 99), resamples: int = 1000,
                     seed: int = 0) -> dict[str, Percentile | float]:
-    """Percentiles (with 95% bootstrap intervals over requests), the mean and the maximum of one server's latencies."""
-    values = check_finite("latencies", latencies).numpy()
-    if len(values) < 2:
-        raise ValueError("a latency summary needs at least two requests")
+    """Percentiles (with 95% bootstrap intervals over requests), the mean and the maximum of one server's
+    latencies (at least two, each > 0 seconds: :func:`check_latencies`)."""
+    values = check_latencies("latencies", latencies, 2)
     for q in qs:
         check_number("q", q, 0.0, 100.0)
-    draws = np.random.default_rng(seed).choice(values, size=(check_int("resamples", resamples), len(values)))
+    draws = np.random.default_rng(check_seed("seed", seed)).choice(
+        values, size=(check_int("resamples", resamples), len(values)))
     summary: dict[str, Percentile | float] = {}
     for q in qs:
         low, high = np.percentile(np.percentile(draws, q, axis=1), [2.5, 97.5])
@@ -181,10 +216,11 @@ def simulate_queue(service_times: np.ndarray, rate: float, requests: int = 20000
     Requests arrive at random (exponential gaps, ``rate`` per second); each takes a service
     time drawn from ``service_times`` (measured latencies). A request's response time is its
     wait in the queue plus its service: what a client sees. Returns one per request.
+    ``service_times`` must hold at least one time, each > 0 (:func:`check_latencies`).
     """
-    service = check_finite("service_times", service_times).numpy()
+    service = check_latencies("service_times", service_times)
     rate = check_number("rate", rate, open_low=True)
-    rng = np.random.default_rng(check_int("seed", seed, 0))
+    rng = np.random.default_rng(check_seed("seed", seed))
     arrivals = np.cumsum(rng.exponential(1.0 / rate, check_int("requests", requests)))
     work = rng.choice(service, size=requests)
     finish = np.empty(requests)
@@ -216,14 +252,13 @@ class PercentileRatio:
 def percentile_ratio(a: np.ndarray, b: np.ndarray, q: float, resamples: int = 1000,
                      seed: int = 0) -> PercentileRatio:
     """The q-th percentile of latencies ``a`` over that of ``b``, for requests served in pairs
-    (request i went to both servers): a paired bootstrap over requests gives the 95% interval."""
-    a, b = check_finite("a", a).numpy(), check_finite("b", b).numpy()
-    if len(a) != len(b) or len(a) < 2:
+    (request i went to both servers): a paired bootstrap over requests gives the 95% interval.
+    Both hold the same number of times, at least two, each > 0 (:func:`check_latencies`)."""
+    a, b = check_latencies("a", a, 2), check_latencies("b", b, 2)
+    if len(a) != len(b):
         raise ValueError(f"need the same requests on both sides (at least two), got {len(a)} and {len(b)}")
-    if (a <= 0).any() or (b <= 0).any():
-        raise ValueError("latencies must be > 0")
     q = check_number("q", q, 0.0, 100.0)
-    rows = np.random.default_rng(check_int("seed", seed, 0)).integers(
+    rows = np.random.default_rng(check_seed("seed", seed)).integers(
         0, len(a), (check_int("resamples", resamples), len(a)))
     ratios = np.percentile(a[rows], q, axis=1) / np.percentile(b[rows], q, axis=1)
     low, high = np.percentile(ratios, [2.5, 97.5])

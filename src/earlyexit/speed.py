@@ -25,13 +25,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .exits import ExitRule
+from .exits import ExitRule, as_rule
 from .fast import FastEarlyExit
 from .inference import EarlyExitResult, compute_all_then_mask, model_stages, route_batch
-from .models import EarlyExitCNN
+from .models import EarlyExitCNN, check_model
 from .report import Table, table
 from .timing import Ratio, Timing, speedup, time_interleaved
-from .utils import check_int
+from .utils import check_int, check_number, check_seed, check_token_ids, check_type
 
 BATCH_SIZES = (1, 16, 256, 1024)  # one image, a small server batch, a large one, beyond the cache
 MIN_TIMED_IMAGES = 256  # fewer images per round give an unstable exit share
@@ -47,8 +47,9 @@ def threads_for(batch_size: int) -> int:
 def timing_sample(images: torch.Tensor, batch_size: int, seed: int = 0) -> torch.Tensor:
     """The images one timed round uses at ``batch_size``: a seeded random sample of ``images``,
     at least 256 and one whole batch (the sample for a larger batch extends the smaller one)."""
+    check_type("images", images, torch.Tensor, "a tensor of images")
     check_int("batch_size", batch_size)
-    check_int("seed", seed, 0)
+    check_seed("seed", seed)
     size = max(batch_size, MIN_TIMED_IMAGES)
     if size > len(images):
         raise ValueError(f"a timed round needs {size} images, got {len(images)}")
@@ -58,7 +59,8 @@ def timing_sample(images: torch.Tensor, batch_size: int, seed: int = 0) -> torch
 
 def full_batches(images: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     """``images`` cut into batches of exactly ``batch_size`` (a ragged last batch is dropped)."""
-    if batch_size < 1 or batch_size > len(images):
+    check_type("images", images, torch.Tensor, "a tensor of images")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1 or batch_size > len(images):
         raise ValueError(f"batch_size must be between 1 and {len(images)}, got {batch_size}")
     return [images[i:i + batch_size] for i in range(0, len(images) - batch_size + 1, batch_size)]
 
@@ -89,6 +91,8 @@ class Implementation:
 
 def reference_implementation(model: EarlyExitCNN, rule: ExitRule) -> Implementation:
     """The straightforward implementation: the model's modules and :func:`~earlyexit.inference.route_batch`."""
+    rule = as_rule(rule)
+    rule.check(check_model(model).num_exits)
     model.eval()
     blocks, heads = model_stages(model, rule.criterion)
     return Implementation("reference", model.num_exits, rule, lambda k, x: blocks[k](x), lambda k, f: heads[k](f),
@@ -98,6 +102,7 @@ def reference_implementation(model: EarlyExitCNN, rule: ExitRule) -> Implementat
 
 def fast_implementation(fast: FastEarlyExit) -> Implementation:
     """The optimised implementation of :mod:`earlyexit.fast`."""
+    check_type("fast", fast, FastEarlyExit, "a FastEarlyExit")
     return Implementation("fast", len(fast.stages), fast.rule, fast.block, fast.head, fast.full, fast,
                           fast.compute_all_then_mask, fast.grad_mode, fast.chunks)
 
@@ -165,8 +170,22 @@ def _over(fn: Callable[[torch.Tensor], object], inputs: list[torch.Tensor], mode
     return run
 
 
+def _check_costs(exit_costs: tuple[float, ...], num_exits: int | None = None) -> tuple[float, ...]:
+    check_type("exit_costs", exit_costs, (tuple, list), "a sequence of FLOPs, one per exit")
+    if not exit_costs or (num_exits is not None and len(exit_costs) != num_exits):
+        raise ValueError(f"exit_costs must hold one cost per exit ({num_exits or 'at least one'}), "
+                         f"got {len(exit_costs)}")
+    for k, cost in enumerate(exit_costs):
+        check_number(f"exit_costs[{k}]", cost)
+    return exit_costs
+
+
 def expected_flops(exit_number: torch.Tensor, exit_costs: tuple[float, ...]) -> float:
-    """Mean FLOPs per image when image i leaves at exit ``exit_number[i]`` (1-based)."""
+    """Mean FLOPs per image when image i leaves at exit ``exit_number[i]`` (1-based: 1 to ``len(exit_costs)``)."""
+    _check_costs(exit_costs)
+    exit_number = check_token_ids("exit_number", exit_number, len(exit_costs) + 1, 1, "exit numbers", first=1)
+    if len(exit_number) == 0:
+        raise ValueError("exit_number must hold at least one image's exit, got none")
     shares = torch.bincount(exit_number - 1, minlength=len(exit_costs)).double() / len(exit_number)
     return float((shares * torch.tensor(exit_costs, dtype=torch.float64)).sum())
 
@@ -177,6 +196,9 @@ def measure_speed(impl: Implementation, images: torch.Tensor, batch_size: int, e
 
     One warm-up call: in the book a call is a pass over at least 256 images (:func:`timing_sample`).
     """
+    check_type("impl", impl, Implementation, "an Implementation (reference_implementation or fast_implementation)")
+    _check_costs(exit_costs, impl.num_exits)
+    check_number("full_flops", full_flops, open_low=True)
     batches = full_batches(images, batch_size)
     n = sum(len(b) for b in batches)
     chunks = [chunk for b in batches for chunk in impl.split(b)]
@@ -207,6 +229,8 @@ def time_layers(model: EarlyExitCNN, images: torch.Tensor, batch_size: int, rule
     Names: "block k: conv", "block k: ReLU", "block k: max-pool", "exit k: head + decision"
     (the last exit: "exit k: head").
     """
+    rule = as_rule(rule)
+    rule.check(check_model(model).num_exits)
     model.eval()
     _, heads = model_stages(model, rule.criterion)
     batches = full_batches(images, batch_size)
@@ -252,6 +276,8 @@ class Candidate:
     def __post_init__(self) -> None:
         if self.kind not in (FULL, EARLY_EXIT):
             raise ValueError(f"kind must be {FULL!r} or {EARLY_EXIT!r}, got {self.kind!r}")
+        if not callable(self.run):
+            raise TypeError(f"run must be callable with a batch, got {type(self.run).__name__}")
         if self.threads is not None:
             check_int("threads", self.threads)
 
@@ -276,6 +302,7 @@ def session_candidates(paths: dict[str, object], threads: tuple[int, ...] = (1, 
     """ONNX Runtime: one session per graph ({"full": path, "early exit": path}) and thread count."""
     from .export import session
 
+    check_type("paths", paths, dict, 'a dict of kind -> ONNX file ({"full": path, "early exit": path})')
     candidates = []
     for t in threads:
         for kind, path in paths.items():
@@ -298,6 +325,8 @@ class RuntimeRow:
     def fastest(self, kind: str) -> str:
         """The name of the fastest candidate of ``kind`` (by median)."""
         names = [n for n, k in self.kinds.items() if k == kind]
+        if not names:
+            raise ValueError(f"kind must be one of {sorted(set(self.kinds.values()))}, got {kind!r}")
         return min(names, key=lambda n: self.timings[n].median)
 
     @property
@@ -316,9 +345,16 @@ def compare_runtimes(candidates: list[Candidate], images: torch.Tensor, batch_si
     ``exit_number(batch)`` gives each image's exit (to report the timed images' exit share and
     FLOPs-ideal). Torch's thread count is restored afterwards.
     """
+    check_type("candidates", candidates, (list, tuple), "a list of Candidate")
+    for i, candidate in enumerate(candidates):
+        check_type(f"candidates[{i}]", candidate, Candidate, "a Candidate")
     names = [c.name for c in candidates]
     if len(set(names)) != len(names) or not {c.kind for c in candidates} == {FULL, EARLY_EXIT}:
         raise ValueError(f"need uniquely named candidates of both kinds, got {names}")
+    if not callable(exit_number):
+        raise TypeError(f"exit_number must be callable with a batch, got {type(exit_number).__name__}")
+    _check_costs(exit_costs)
+    check_number("full_flops", full_flops, open_low=True)
     batches = full_batches(images, batch_size)
     n = sum(len(b) for b in batches)
     threads = torch.get_num_threads()
@@ -334,6 +370,8 @@ def compare_runtimes(candidates: list[Candidate], images: torch.Tensor, batch_si
 
 def runtime_table(rows: list[RuntimeRow]) -> Table:
     """µs per image of every candidate (columns) at every batch size (rows), the winners and the verdict."""
+    if not rows:
+        raise ValueError("rows must hold at least one RuntimeRow, got none")
     names = list(rows[0].timings)
     return table(["batch", "exit early"] + [f"{n} (µs/image)" for n in names]
                  + ["fastest full", "fastest early exit", "speedup", "FLOPs-ideal"],

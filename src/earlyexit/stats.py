@@ -31,14 +31,19 @@ import numpy as np
 import torch
 from scipy import stats as scipy_stats
 
-from .utils import check_finite, check_flags, check_int, check_number, in_words
+from .utils import check_finite, check_flags, check_int, check_number, check_seed, in_words
 
 LEVEL = 0.95
 
 
+def _listed(values: object) -> object:
+    """A tensor as it is (its shape is checked), anything else as a list."""
+    return values if isinstance(values, torch.Tensor) else list(values)
+
+
 def mean_and_sd(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (``torch.std_mean``); the spread of a single value is 0."""
-    tensor = check_finite("values", list(values))
+    tensor = check_finite("values", _listed(values), ndim=1)
     if len(tensor) == 0:
         raise ValueError("mean_and_sd needs at least one value")
     if len(tensor) == 1:
@@ -76,7 +81,7 @@ def proportion(successes: int | torch.Tensor, n: int | None = None, level: float
     flags, the share of true ones."""
     level = _level(level)
     if isinstance(successes, torch.Tensor) and n is None:
-        flags = check_flags("successes", successes)
+        flags = check_flags("successes", successes, ndim=1)
         successes, n = int(flags.sum()), len(flags)
     successes, n = check_int("successes", successes, 0), check_int("n", n)
     if successes > n:
@@ -129,7 +134,7 @@ class Difference:
 def compare_seeds(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Difference:
     """mean(a) - mean(b) over independently seeded runs, with Welch's t interval."""
     level = _level(level)
-    a, b = check_finite("a", list(a)).tolist(), check_finite("b", list(b)).tolist()
+    a, b = check_finite("a", _listed(a), ndim=1).tolist(), check_finite("b", _listed(b), ndim=1).tolist()
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"compare_seeds needs at least two runs on each side, got {len(a)} and {len(b)}")
     (ma, sa), (mb, sb) = mean_and_sd(a), mean_and_sd(b)
@@ -146,7 +151,7 @@ def compare_seeds(a: Sequence[float], b: Sequence[float], level: float = LEVEL) 
 def compare_paired_seeds(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Difference:
     """mean(a - b) when a[i] and b[i] come from the same seed (the same model, two settings): t interval."""
     level = _level(level)
-    a, b = check_finite("a", list(a)).tolist(), check_finite("b", list(b)).tolist()
+    a, b = check_finite("a", _listed(a), ndim=1).tolist(), check_finite("b", _listed(b), ndim=1).tolist()
     if len(a) != len(b) or len(a) < 2:
         raise ValueError(f"compare_paired_seeds needs the same seeds on both sides, at least two; "
                          f"got {len(a)} and {len(b)}")
@@ -161,7 +166,7 @@ def compare_paired_seeds(a: Sequence[float], b: Sequence[float], level: float = 
 
 
 def _paired(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    a, b = check_flags("correct_a", a), check_flags("correct_b", b)
+    a, b = check_flags("correct_a", a, ndim=1), check_flags("correct_b", b, ndim=1)
     if len(a) != len(b) or len(a) == 0:
         raise ValueError(f"paired comparisons need the same samples on both sides, got {len(a)} and {len(b)}")
     return a, b
@@ -196,7 +201,7 @@ def paired_bootstrap(correct_a: torch.Tensor, correct_b: torch.Tensor, resamples
     # Each paired difference is +1 (only a right), -1 (only b right) or 0, so a resample is
     # fully described by how many of each it draws: a multinomial draw, exact and cheap.
     shares = [int((a & ~b).sum()) / n, int((~a & b).sum()) / n, int((a == b).sum()) / n]
-    draws = torch.from_numpy(np.random.default_rng(seed).multinomial(n, shares, size=resamples))
+    draws = torch.from_numpy(np.random.default_rng(check_seed("seed", seed)).multinomial(n, shares, size=resamples))
     means = (draws[:, 0] - draws[:, 1]).double() / n
     low, high = torch.quantile(means, torch.tensor([(1 - LEVEL) / 2, (1 + LEVEL) / 2], dtype=torch.float64))
     diff = a.double() - b.double()
@@ -216,8 +221,8 @@ def auroc(scores: torch.Tensor, positive: torch.Tensor) -> float:
     exit score, "positive" is "this exit is right": 1.0 ranks every right sample above every
     wrong one, 0.5 is a coin flip. No threshold is involved.
     """
-    scores = check_finite("scores", scores)
-    positive = check_flags("positive", positive)
+    scores = check_finite("scores", scores, ndim=1)
+    positive = check_flags("positive", positive, ndim=1)
     if len(scores) != len(positive):
         raise ValueError(f"{len(scores)} scores for {len(positive)} outcomes")
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
@@ -246,11 +251,11 @@ def auroc_difference(scores_a: torch.Tensor, scores_b: torch.Tensor, positive: t
     """AUROC of score a minus AUROC of score b for the same samples, with a paired bootstrap interval
     (each resample draws samples with replacement and scores both on the same draw)."""
     check_int("resamples", resamples)
-    positive = check_flags("positive", positive)
-    a, b = check_finite("scores_a", scores_a), check_finite("scores_b", scores_b)
+    positive = check_flags("positive", positive, ndim=1)
+    a, b = check_finite("scores_a", scores_a, ndim=1), check_finite("scores_b", scores_b, ndim=1)
     if not len(a) == len(b) == len(positive):
         raise ValueError(f"need one score of each kind per sample: {len(a)}, {len(b)} and {len(positive)}")
-    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    generator = torch.Generator().manual_seed(check_seed("seed", seed))
     gaps = []
     for _ in range(resamples):
         rows = torch.randint(len(a), (len(a),), generator=generator)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .utils import check_int
+from .utils import check_int, check_token_ids
 
 VOCAB = "\n+=;0123456789"
 STOI = {c: i for i, c in enumerate(VOCAB)}
@@ -44,17 +44,23 @@ KINDS = ("format", "copy", "answer", "random")
 MIN_CHAIN, MAX_CHAIN = 3, 8  # lines per chain
 
 
+def _check_text(text: object) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return text
+
+
 def encode(text: str) -> torch.Tensor:
     """Characters to token ids (int64); a ValueError names any character outside the vocabulary."""
-    unknown = sorted(set(text) - set(STOI))
+    unknown = sorted(set(_check_text(text)) - set(STOI))
     if unknown:
         raise ValueError(f"characters outside the vocabulary {VOCAB!r}: {unknown}")
     return torch.tensor([STOI[c] for c in text], dtype=torch.long)
 
 
 def decode(ids: torch.Tensor | list[int]) -> str:
-    """Token ids back to text."""
-    return "".join(VOCAB[int(i)] for i in ids)
+    """Token ids (a 1-D tensor or list of ints from 0 to the vocabulary's size - 1) back to text."""
+    return "".join(VOCAB[i] for i in check_token_ids("ids", ids, len(VOCAB), 1).tolist())
 
 
 def chain(a: int, b: int, lines: int, stop: frozenset[tuple[int, int]] = frozenset()) -> str:
@@ -127,6 +133,7 @@ def token_kinds(text: str) -> list[str]:
     """The kind of every character of ``text`` (see the module's docstring). A line's question is
     ``"copy"`` when it continues the line above (its first number is that line's second), else
     ``"random"``."""
+    _check_text(text)
     kinds = []
     previous = None  # the line above's (a, b, sum)
     for line in text.splitlines(keepends=True):

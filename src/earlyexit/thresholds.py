@@ -27,7 +27,7 @@ import torch
 
 from .evaluation import ExitRecord, evaluate_rule
 from .exits import ThresholdRule, check_criterion, check_threshold
-from .utils import check_flags, check_int, check_number
+from .utils import check_flags, check_int, check_number, check_real, check_seed, check_type
 
 #: The share of the full network's FLOPs the book's operating point spends (a quarter).
 BUDGET_SHARE = 0.25
@@ -58,14 +58,15 @@ class Sweep:
 
 
 def _flags(name: str, values: torch.Tensor, n: int) -> torch.Tensor:
-    flags = check_flags(name, values)
+    flags = check_flags(name, values, ndim=1)
     if len(flags) != n:
         raise ValueError(f"{name} has {len(flags)} entries but there are {n} scores")
     return flags.double()
 
 
 def _scores(scores: torch.Tensor) -> torch.Tensor:
-    scores = torch.as_tensor(scores).flatten().float()
+    """One score per sample (1-D, not flattened), float32, each in [0, 1] or NaN."""
+    scores = check_real("scores", scores, ndim=1).float()
     outside = ~torch.isnan(scores) & ((scores < 0) | (scores > 1))
     if outside.any():
         raise ValueError(f"scores must lie in [0, 1] (NaN is allowed: it never exits); "
@@ -91,7 +92,8 @@ def sweep_thresholds(scores: torch.Tensor, early_correct: torch.Tensor, final_co
         finite = scores[~torch.isnan(scores)]
         thresholds = torch.cat([finite.new_tensor([0.0, 1.0]), finite]).unique()
     else:
-        thresholds = torch.tensor([check_threshold(t, "thresholds[i]") for t in torch.as_tensor(thresholds).flatten()])
+        thresholds = torch.tensor([check_threshold(t, f"thresholds[{i}]")
+                                   for i, t in enumerate(check_real("thresholds", thresholds, ndim=1))])
     thresholds = thresholds.float().sort().values
     # A NaN score never leaves: for the sort it is -inf, below every threshold.
     ranked = torch.where(torch.isnan(scores), torch.full_like(scores, -math.inf), scores)
@@ -127,6 +129,7 @@ def choose_threshold(sweep: Sweep, min_accuracy: float | None = None, max_flops:
       exits the budget allows; ties: most accurate). Its exit share is fixed by the budget, so
       it does not jump when accuracy, a noisy quantity, changes a little (Chapter 5).
     """
+    check_type("sweep", sweep, Sweep, "a Sweep (sweep_thresholds or sweep_shared_threshold)")
     given = [r is not None for r in (min_accuracy, max_flops, target_flops)]
     if sum(given) != 1:
         raise ValueError("give exactly one of min_accuracy, max_flops or target_flops")
@@ -185,20 +188,29 @@ def choose_on_validation(val: ExitRecord, test: ExitRecord, criterion: str, earl
     the point that spends a FLOPs budget (``target_flops``; see :func:`choose_threshold`).
     With ``bootstrap=B > 0`` the choice is made on B resamples of the validation set (seeded)
     and the median threshold is used (bagging).
+
+    ``val`` and ``test`` are records of the same two-exit network (a record of more exits is
+    refused: its exit 2 is not the final exit). A drop larger than the final exit's accuracy
+    means no floor at all (accuracy floor 0), not an error.
     """
     check_criterion(criterion)
+    for name, record in (("val", val), ("test", test)):
+        check_type(name, record, ExitRecord, "an ExitRecord (earlyexit.evaluation.collect)")
+        if record.num_exits != 2:
+            raise ValueError(f"{name} must be the record of a two-exit network, got {record.num_exits} exits: "
+                             "use sweep_shared_threshold or search_thresholds for more")
     if sum(r is not None for r in (max_accuracy_drop, max_flops, target_flops)) != 1:
         raise ValueError("give exactly one of max_accuracy_drop, max_flops or target_flops")
     if max_accuracy_drop is not None:
         check_number("max_accuracy_drop", max_accuracy_drop, 0.0, 1.0)
     check_int("bootstrap", bootstrap, 0)
-    check_int("seed", seed, 0)
+    check_seed("seed", seed)
     scores, early, final = val.scores(criterion), val.correct(1), val.correct(2)
 
     def choose(rows: torch.Tensor | None) -> OperatingPoint:
         s, e, f = (scores, early, final) if rows is None else (scores[rows], early[rows], final[rows])
         sweep = sweep_thresholds(s, e, f, early_flops, deep_flops)
-        floor = None if max_accuracy_drop is None else float(f.float().mean()) - max_accuracy_drop
+        floor = None if max_accuracy_drop is None else max(float(f.float().mean()) - max_accuracy_drop, 0.0)
         return choose_threshold(sweep, min_accuracy=floor, max_flops=max_flops, target_flops=target_flops)
 
     picks: tuple[float, ...] = ()
@@ -227,6 +239,8 @@ def quantile_thresholds(scores: torch.Tensor, count: int) -> torch.Tensor:
 def sweep_shared_threshold(record: ExitRecord, criterion: str, exit_costs: Sequence[float],
                            thresholds: torch.Tensor | None = None, count: int = 101) -> Sweep:
     """One threshold shared by every exit, tried at ``count`` values: accuracy and cost of each."""
+    check_type("record", record, ExitRecord, "an ExitRecord (earlyexit.evaluation.collect)")
+    check_criterion(criterion)
     if thresholds is None:
         thresholds = quantile_thresholds(torch.cat([record.scores(criterion, k) for k in range(1, record.num_exits)]),
                                          count)
@@ -264,6 +278,8 @@ def search_thresholds(record: ExitRecord, criterion: str, exit_costs: Sequence[f
     every combination is evaluated with :func:`~earlyexit.evaluation.evaluate_rule`. Pick one
     for a budget with :meth:`ThresholdSearch.best` (on validation, then evaluate it on test).
     """
+    check_type("record", record, ExitRecord, "an ExitRecord (earlyexit.evaluation.collect)")
+    check_criterion(criterion)
     grids = tuple(quantile_thresholds(record.scores(criterion, k), count) for k in range(1, record.num_exits))
     combos = list(itertools.product(*[g.tolist() for g in grids]))
     outcomes = [evaluate_rule(record, ThresholdRule(list(c), criterion), exit_costs) for c in combos]

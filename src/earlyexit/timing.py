@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import platform
 import statistics
 import time
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .utils import check_finite, check_int, check_number, in_words
+from .utils import check_finite, check_int, check_number, check_type, in_words
 
 LEVEL = 0.95
 
@@ -43,7 +44,7 @@ def median_interval(samples: Sequence[float], level: float = LEVEL) -> tuple[flo
     With fewer than 6 samples no pair reaches 95%; the full range is returned.
     """
     level = check_number("level", level, 0.0, 1.0, open_low=True, open_high=True)
-    values = sorted(check_finite("samples", list(samples)).tolist())
+    values = sorted(check_finite("samples", samples, ndim=1).tolist())
     n = len(values)
     if n == 0:
         raise ValueError("median_interval needs at least one sample")
@@ -62,7 +63,7 @@ class _Samples:
     samples: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        values = check_finite("samples", list(self.samples))
+        values = check_finite("samples", self.samples, ndim=1)
         if len(values) == 0 or not bool((values > 0).all()):
             raise ValueError(f"{type(self).__name__} needs at least one sample, every one > 0, got {self.samples!r}")
 
@@ -144,10 +145,15 @@ def speedup(baseline: Timing, candidate: Timing) -> Ratio:
 
 
 def format_seconds(seconds: float) -> str:
-    """A time with a sensible unit: 12.3 µs, 4.56 ms, 1.23 s."""
+    """A time with a sensible unit: 12.3 µs, 4.56 ms, 1.23 s.
+
+    The unit is chosen for the value as shown (three significant digits): 0.99999 s shows as
+    "1 s", not "1e+03 ms".
+    """
     seconds = check_number("seconds", seconds)
+    shown = float(f"{seconds:.3g}")
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale:
+        if shown >= scale:
             return f"{seconds / scale:.3g} {unit}"
     return f"{seconds / 1e-9:.3g} ns"
 
@@ -169,8 +175,11 @@ def ratio_factor(low: float, high: float, widen: float = 3.0, floor: float = BET
     ``widen`` times, and at least ``floor``: another CPU has other caches, vector units and
     per-call overheads, which scale a ratio rather than shift it.
     """
-    if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
-        raise ValueError(f"need finite 0 < low <= high, got {low!r}, {high!r}")
+    ends = (low, high)
+    if not all(isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) for x in ends) \
+            or not 0 < low <= high:
+        raise ValueError(f"low and high must be finite numbers with 0 < low <= high, got {low!r}, {high!r}")
+    widen, floor = check_number("widen", widen, open_low=True), check_number("floor", floor, 1.0)
     return max((high / low) ** (widen / 2), floor)
 
 
@@ -184,6 +193,7 @@ def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int =
     check_int("repeats", repeats)
     check_int("inner", inner)
     check_int("warmup", warmup, 0)
+    check_type("candidates", candidates, dict, "a dict of name -> zero-argument callable")
     if not candidates:
         raise ValueError("nothing to time")
     for name, fn in candidates.items():

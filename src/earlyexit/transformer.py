@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,8 +32,9 @@ from torch import nn
 from tqdm.std import tqdm
 
 from .checkpoints import load_or_train
+from .losses import check_weights
 from .text import KINDS, VOCAB, TextSplits
-from .utils import check_int, check_number, progress_enabled, seed_everything
+from .utils import check_int, check_number, check_token_ids, check_type, progress_enabled, seed_everything
 
 LM_CACHE_FORMAT = 1  # bump when the training code changes what a configuration produces
 
@@ -84,6 +86,7 @@ class KVCache:
     """Keys and values per layer, each (1, heads, positions, head size); a layer's length may lag."""
 
     def __init__(self, layers: int) -> None:
+        check_int("layers", layers)
         self.keys: list[torch.Tensor | None] = [None] * layers
         self.values: list[torch.Tensor | None] = [None] * layers
 
@@ -170,7 +173,13 @@ class EarlyExitLM(nn.Module):
         return len(self.blocks)
 
     def embed(self, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """Token plus position embeddings of ``ids`` (batch, time), the first at position ``start``."""
+        """Token plus position embeddings of ``ids`` (batch, time), the first at position ``start``.
+
+        ``ids`` must be integer token ids of the vocabulary, in a 2-D batch; anything else is refused
+        with a ValueError or TypeError naming it (never truncated, flattened or left to ``nn.Embedding``).
+        """
+        ids = check_token_ids("ids", ids, self.token.num_embeddings, 2)
+        check_int("start", start, 0)
         if start + ids.shape[1] > self.config.context:
             raise ValueError(f"positions {start} to {start + ids.shape[1] - 1} exceed the context "
                              f"of {self.config.context}")
@@ -182,7 +191,9 @@ class EarlyExitLM(nn.Module):
         return self.head(self.norm(hidden))
 
     def forward(self, ids: torch.Tensor) -> list[torch.Tensor]:
-        """Every exit's logits for every position: a list of (batch, time, vocab), one per layer."""
+        """Every exit's logits for every position: a list of (batch, time, vocab), one per layer.
+
+        ``ids`` is a (batch, time) tensor of token ids, checked by :meth:`embed`."""
         x = self.embed(ids)
         outs = []
         for block in self.blocks:
@@ -193,7 +204,26 @@ class EarlyExitLM(nn.Module):
 
 def early_exit_loss(exit_logits: list[torch.Tensor], targets: torch.Tensor,
                     weights: tuple[float, ...]) -> torch.Tensor:
-    """Weighted sum over layers of each exit's mean next-token cross-entropy."""
+    """Weighted sum over layers of each exit's mean next-token cross-entropy.
+
+    ``exit_logits`` holds at least one exit's (batch, time, vocab) logits, ``targets`` the
+    (batch, time) next-token ids, ``weights`` one finite weight >= 0 per exit (a ValueError
+    otherwise: fewer weights would silently leave exits out of the loss).
+    """
+    exit_logits = list(check_type("exit_logits", exit_logits, (list, tuple), "a list of each exit's logits"))
+    if not exit_logits:
+        raise ValueError("exit_logits must hold at least one exit's logits, got none")
+    weights = check_weights(check_type("weights", weights, (list, tuple), "a sequence of weights"),
+                            len(exit_logits))
+    for k, logits in enumerate(exit_logits):
+        check_type(f"exit_logits[{k}]", logits, torch.Tensor, "a tensor of (batch, time, vocab) logits")
+        if logits.ndim != 3:
+            raise ValueError(f"exit_logits[{k}] must be (batch, time, vocab), got shape {tuple(logits.shape)}")
+    shape = tuple(exit_logits[0].shape)
+    targets = check_token_ids("targets", targets, shape[2], 2)
+    if any(tuple(logits.shape) != shape for logits in exit_logits) or tuple(targets.shape) != shape[:2]:
+        raise ValueError(f"every exit's logits must be (batch, time, vocab) and targets (batch, time) of the same "
+                         f"batch and time, got {[tuple(x.shape) for x in exit_logits]} and {tuple(targets.shape)}")
     return sum(w * F.cross_entropy(logits.flatten(0, 1), targets.flatten())
                for w, logits in zip(weights, exit_logits) if w)
 
@@ -258,7 +288,8 @@ def train_lm(config: LMConfig, data: TextSplits, progress: bool | None = None,
     model.eval()
     accuracy = exit_accuracy(model, data.validation, data.validation_kinds, len(KINDS))
     log = {"loss_every": every, "loss": losses, "steps": steps,
-           "validation_accuracy": {kind: [round(float(a), 5) for a in accuracy[:, k]] for k, kind in enumerate(KINDS)}}
+           "validation_accuracy": {kind: [None if math.isnan(a) else round(float(a), 5) for a in accuracy[:, k]]
+                                   for k, kind in enumerate(KINDS)}}  # None: a kind the text lacks
     return TrainedLM(model, config, log, time.perf_counter() - start)
 
 
@@ -277,7 +308,19 @@ def train_lm_cached(config: LMConfig, data: TextSplits, progress: bool | None = 
 @torch.no_grad()
 def exit_accuracy(model: EarlyExitLM, tokens: torch.Tensor, kinds: torch.Tensor, num_kinds: int) -> torch.Tensor:
     """Next-token accuracy of every exit on held-out text, per kind of the predicted token:
-    a (layers, kinds) tensor. The text is read in windows of the model's context."""
+    a (layers, kinds) tensor. The text is read in windows of the model's context.
+
+    ``tokens`` is one text (a 1-D tensor of token ids, not a batch), ``kinds`` the kind of every
+    token (``0`` to ``num_kinds - 1``, as long as ``tokens``). A kind that never occurs among the
+    predicted tokens has no accuracy: its column is NaN, not 0.0 (which would read as "always wrong").
+    """
+    check_type("model", model, EarlyExitLM, "an EarlyExitLM")
+    num_kinds = check_int("num_kinds", num_kinds)
+    tokens = check_token_ids("tokens", tokens, len(VOCAB), 1)
+    kinds = check_token_ids("kinds", kinds, num_kinds, 1, "kind indices")
+    if len(kinds) != len(tokens) or len(tokens) < 2:
+        raise ValueError(f"tokens and kinds must be as long as each other, at least 2 tokens; "
+                         f"got {len(tokens)} and {len(kinds)}")
     context = model.config.context
     right = torch.zeros(model.num_layers, num_kinds)
     count = torch.zeros(num_kinds)
@@ -290,4 +333,4 @@ def exit_accuracy(model: EarlyExitLM, tokens: torch.Tensor, kinds: torch.Tensor,
             hits = (logits[0].argmax(-1) == targets).float()
             right[layer] += torch.bincount(target_kinds, weights=hits, minlength=num_kinds)
         count += torch.bincount(target_kinds, minlength=num_kinds).float()
-    return right / count.clamp(min=1)
+    return torch.where(count > 0, right / count.clamp(min=1), math.nan)

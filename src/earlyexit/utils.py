@@ -2,7 +2,9 @@
 
 The checks raise a ``ValueError`` (or a ``TypeError`` for a value of the wrong kind) whose
 message names the argument and the value it got, so that a wrong call fails at the door
-with a sentence, not deep inside torch with a shape or dtype error.
+with a sentence, not deep inside torch with a shape or dtype error. Nothing is silently
+truncated, flattened or coerced. A file the package reads is refused the same way, with an
+error that names the file and what is wrong with it (:func:`read_json_file`, :func:`damaged_file`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def repo_root() -> Path:
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python's and torch's generators (CUDA's too); return a torch generator seeded the same way."""
+    check_seed("seed", seed)
     random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
@@ -58,7 +61,9 @@ SEED_MAX = 2**63 - 1  # the largest seed every generator the package uses accept
 
 def check_seed(name: str, value: object) -> int:
     """``value`` if it is an int from 0 to :data:`SEED_MAX` (a seed); a ValueError naming ``name`` otherwise."""
-    return check_int(name, value, 0, SEED_MAX)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+        raise ValueError(f"{name} must be an int >= 0 (a seed, at most 2**63 - 1), got {value!r}")
+    return value
 
 
 def check_type(name: str, value: object, kind: type | tuple[type, ...], what: str) -> object:
@@ -127,11 +132,12 @@ def check_flags(name: str, values: object, ndim: int | None = None) -> torch.Ten
     return flags.bool()
 
 
-def check_real(name: str, values: object, ndim: int | None = None) -> torch.Tensor:
+def check_real(name: str, values: object, ndim: int | None = None,
+               list_dtype: torch.dtype | None = torch.float64) -> torch.Tensor:
     """``values`` as a flat tensor of real numbers (NaN and infinities allowed), in its own floating-point
-    dtype (integers become float64; a list becomes float64); a TypeError (or ValueError, for another
-    number of dimensions than ``ndim``) naming ``name`` otherwise."""
-    tensor = _as_tensor(name, values, None if isinstance(values, torch.Tensor) else torch.float64, ndim)
+    dtype (integers become float64; a list becomes ``list_dtype``, None for torch's default); a TypeError
+    (or ValueError, for another number of dimensions than ``ndim``) naming ``name`` otherwise."""
+    tensor = _as_tensor(name, values, None if isinstance(values, torch.Tensor) else list_dtype, ndim)
     if tensor.is_complex() or tensor.dtype == torch.bool:
         raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
     return tensor if tensor.is_floating_point() else tensor.double()
@@ -148,23 +154,28 @@ def check_finite(name: str, values: object, ndim: int | None = None) -> torch.Te
     return tensor
 
 
-def check_token_ids(name: str, ids: object, vocab_size: int, ndim: int | tuple[int, ...]) -> torch.Tensor:
-    """``ids`` as an int64 tensor of token ids in [0, ``vocab_size``), of ``ndim`` dimensions (one
-    of them, for a tuple); a TypeError or ValueError naming ``name`` otherwise.
+def check_token_ids(name: str, ids: object, vocab_size: int, ndim: int | tuple[int, ...],
+                    what: str = "token ids", first: int = 0) -> torch.Tensor:
+    """``ids`` as an int64 tensor of indices from ``first`` to ``vocab_size - 1`` (``what`` they are:
+    token ids by default), of ``ndim`` dimensions (one of them, for a tuple); a TypeError or
+    ValueError naming ``name`` otherwise.
 
     Floating-point and boolean ids are refused, not truncated; a batch is not flattened.
     """
     tensor = _tensor(name, ids)
+    if not isinstance(ids, torch.Tensor) and tensor.numel() == 0:
+        tensor = tensor.long()  # torch reads an empty list as float32: it holds no float
     if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer token ids, got dtype {tensor.dtype}")
+        raise TypeError(f"{name} must hold integer {what}, got dtype {tensor.dtype}")
     dims = (ndim,) if isinstance(ndim, int) else ndim
     if tensor.ndim not in dims:
         shapes = " or ".join(f"{d}-D" for d in dims)
-        raise ValueError(f"{name} must be a {shapes} tensor of token ids, got shape {tuple(tensor.shape)}")
+        raise ValueError(f"{name} must be a {shapes} tensor of {what}, got shape {tuple(tensor.shape)}")
     if tensor.numel():
         low, high = (int(v) for v in torch.aminmax(tensor))
-        if low < 0 or high >= vocab_size:
-            raise ValueError(f"{name} must hold token ids from 0 to {vocab_size - 1}, got values from {low} to {high}")
+        if low < first or high >= vocab_size:
+            raise ValueError(f"{name} must hold {what} from {first} to {vocab_size - 1}, "
+                             f"got values from {low} to {high}")
     return tensor.long()
 
 
@@ -189,16 +200,19 @@ def read_json_file(path: str | Path, what: str, expect: type | None = dict) -> o
     except json.JSONDecodeError as error:
         raise damaged_file(path, what, f"is not valid JSON (damaged or truncated: {error})") from None
     if expect is not None and not isinstance(payload, expect):
-        names = {dict: "an object", list: "an array", str: "a string"}
-        raise damaged_file(path, what, f"must hold a JSON {names.get(expect, expect.__name__)}, "
-                                       f"got {type(payload).__name__}")
+        raise damaged_file(path, what, f"must hold a JSON {_JSON_KINDS.get(expect, expect.__name__)}, "
+                                       f"got a JSON {_JSON_KINDS.get(type(payload), type(payload).__name__)}")
     return payload
+
+
+_JSON_KINDS = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+               type(None): "null"}
 
 
 def progress_enabled(progress: bool | None) -> bool:
     """Show progress bars unless told not to (``EARLYEXIT_PROGRESS=0``, set for committed notebooks)."""
     if progress is not None:
-        return progress
+        return check_bool("progress", progress)
     return os.environ.get("EARLYEXIT_PROGRESS", "1") != "0"
 
 

@@ -1,0 +1,41 @@
+"""The book's models are planned once, and the training length follows the ladder's rule."""
+
+import pytest
+
+from earlyexit.checkpoints import Entry, Manifest, write_manifest
+from earlyexit.recipes import Ladder, book_models, cnn_ladder, ladder_models, one_block_config
+from earlyexit.training import TrainConfig
+
+
+def ladder(means):
+    return Ladder("epochs", {n: {"exit 1": [m - 0.001, m + 0.001], "exit 2": [m, m]} for n, m in means.items()})
+
+
+def test_the_shortest_length_within_a_tenth_of_a_point_of_the_best_is_chosen():
+    assert ladder({2: 0.89, 4: 0.905, 6: 0.9125, 8: 0.913, 16: 0.9128}).converged() == 6
+    assert ladder({2: 0.89, 4: 0.905, 6: 0.9125, 8: 0.9136, 16: 0.9128}).converged() == 8
+    assert ladder({2: 0.89, 4: 0.90, 8: 0.91}).converged() == 8  # still improving: the longest
+    assert ladder({2: 0.91, 4: 0.905}).converged() == 2  # longer is worse (over-fitting)
+
+
+def test_every_planned_model_is_planned_once_and_the_standard_model_is_among_them():
+    names = [c.name() for c in book_models()]
+    assert len(names) == len(set(names))
+    assert TrainConfig().name() in names and set(c.name() for c in ladder_models()) <= set(names)
+
+
+def test_a_one_block_network_trains_only_its_first_exit():
+    config = one_block_config(32, seed=3)
+    assert config.channels == (32, 1) and config.exit_weights == (1.0, 0.0) and config.confidence_weight == 0.0
+
+
+def test_a_ladder_needs_its_models(tmp_path):
+    write_manifest(Manifest({"x": Entry("x", "cnn", {})}), tmp_path)
+    with pytest.raises(ValueError, match="not in the manifest yet: run `make models`"):
+        cnn_ladder(tmp_path)
+
+
+def test_the_recipe_trains_for_the_length_the_shipped_ladder_chooses():
+    from pathlib import Path
+    shipped = Path(__file__).resolve().parents[1] / "notebooks" / "models"
+    assert TrainConfig().epochs == cnn_ladder(shipped).converged()
