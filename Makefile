@@ -53,19 +53,32 @@ browser-deps:
 	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "error: the browser test needs Debian's chromium (apt-get install chromium)"; exit 1; fi; }
 
-# onnxruntime-web for Chapter 9's live model: fetched from npm at build time, never committed
-# (as root with apt, Debian's nodejs and npm are installed when missing).
-ORT_WEB := onnxruntime-web@1.30.0
-ORT_FILES := ort.wasm.min.js ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm
-web-deps: $(addprefix book/_static/ort/,$(ORT_FILES))
-$(addprefix book/_static/ort/,$(ORT_FILES)) &:
-	@command -v npm >/dev/null || { \
+# What the pages load from the book itself, fetched from npm at build time and never committed
+# (as root with apt, Debian's nodejs and npm are installed when missing): onnxruntime-web for
+# Chapter 9's live model, and MathJax 3 (the version Sphinx 7 writes its pages for), so that
+# formulas render offline and no page asks another site for anything.
+NPM_CHECK = command -v npm >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && apt-get install -y -qq $$(command -v node >/dev/null || echo nodejs) npm >/dev/null; \
-	  else echo "error: Chapter 9's live model needs npm (apt-get install nodejs npm)"; exit 1; fi; }
-	npm install --silent --no-save --no-audit --no-fund --ignore-scripts --prefix .npm $(ORT_WEB)
+	  else echo "error: the book's web dependencies need npm (apt-get install nodejs npm)"; exit 1; fi; }
+ORT_WEB := onnxruntime-web@1.30.0
+ORT_FILES := ort.wasm.min.js ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm
+# MathJax's combined TeX+MathML component with its fonts; the extensions, menu and speech
+# modules it loads only on demand (an autoloaded TeX package, the accessibility menu) come too.
+MATHJAX := mathjax@3.2.2
+MATHJAX_PARTS := tex-mml-chtml.js input/tex/extensions input/mml/extensions output/chtml/fonts a11y ui sre
+web-deps: $(addprefix book/_static/ort/,$(ORT_FILES)) book/_static/mathjax/tex-mml-chtml.js
+$(addprefix book/_static/ort/,$(ORT_FILES)) &:
+	@$(NPM_CHECK)
+	npm install --silent --no-save --no-audit --no-fund --ignore-scripts --prefix .npm/ort $(ORT_WEB)
 	mkdir -p book/_static/ort
-	cp $(addprefix .npm/node_modules/onnxruntime-web/dist/,$(ORT_FILES)) book/_static/ort/
+	cp $(addprefix .npm/ort/node_modules/onnxruntime-web/dist/,$(ORT_FILES)) book/_static/ort/
+book/_static/mathjax/tex-mml-chtml.js:
+	@$(NPM_CHECK)
+	npm install --silent --no-save --no-audit --no-fund --ignore-scripts --prefix .npm/mathjax $(MATHJAX)
+	rm -rf book/_static/mathjax.tmp && mkdir -p book/_static/mathjax.tmp
+	cd .npm/mathjax/node_modules/mathjax/es5 && tar -cf - $(MATHJAX_PARTS) | tar -xf - -C $(CURDIR)/book/_static/mathjax.tmp
+	rm -rf book/_static/mathjax && mv book/_static/mathjax.tmp book/_static/mathjax
 
 # The HTML book, from the outputs committed in the notebooks (no data needed); any warning fails the build.
 book: $(STAMP) web-deps
@@ -111,4 +124,4 @@ lock: $(STAMP)
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e ' > requirements-lock.txt
 
 clean:
-	rm -rf _build .jupyter_cache .npm book/_static/ort
+	rm -rf _build .jupyter_cache .npm book/_static/ort book/_static/mathjax
