@@ -4,16 +4,19 @@ One job per module. The CNN: :mod:`~earlyexit.data` (finding and splitting the d
 :mod:`~earlyexit.models` (the multi-exit CNN), :mod:`~earlyexit.losses`,
 :mod:`~earlyexit.exits` (exit criteria, the exit decision and rules),
 :mod:`~earlyexit.inference` (per-sample routing), :mod:`~earlyexit.fast` (the optimised path),
-:mod:`~earlyexit.export` (ONNX export), :mod:`~earlyexit.training` (loop and checkpoint
-cache), :mod:`~earlyexit.evaluation` (what a model or a rule does on a split),
+:mod:`~earlyexit.export` (ONNX export), :mod:`~earlyexit.training` (the training loop),
+:mod:`~earlyexit.checkpoints` (shipped and cached weights), :mod:`~earlyexit.provenance`
+(what decided them), :mod:`~earlyexit.recipes` (the book's models, planned once),
+:mod:`~earlyexit.pretrain` (``make models``), :mod:`~earlyexit.baselines` (the skeptic's
+static networks), :mod:`~earlyexit.evaluation` (what a model or a rule does on a split),
 :mod:`~earlyexit.thresholds` (choosing thresholds), :mod:`~earlyexit.calibration` (how honest
 a confidence is), :mod:`~earlyexit.operating_point` (the book's operating point),
 :mod:`~earlyexit.flops`, :mod:`~earlyexit.speed` (early exit and runtimes on the clock),
 :mod:`~earlyexit.serving` (one request at a time). The transformer: :mod:`~earlyexit.text`
 (the generated corpus), :mod:`~earlyexit.transformer` (the model and its training),
 :mod:`~earlyexit.decoding` (generation, per-token exit, self-speculative decoding). Honest
-numbers: :mod:`~earlyexit.stats` (comparisons), :mod:`~earlyexit.timing` (the timing
-protocol), :mod:`~earlyexit.results` (recorded, re-checked results),
+numbers: :mod:`~earlyexit.stats` (comparisons, intervals for proportions, Holm),
+:mod:`~earlyexit.timing` (the timing protocol), :mod:`~earlyexit.results` (recorded, re-checked results),
 :mod:`~earlyexit.freshness` (outputs from the current code). And :mod:`~earlyexit.report`
 (tables), :mod:`~earlyexit.plots`, :mod:`~earlyexit.forum` (the thread's own numbers) and
 :mod:`~earlyexit.utils`.

@@ -1,4 +1,5 @@
-"""A small training loop for the multi-exit CNN, and a checkpoint cache under ``.cache/``.
+"""A small training loop for the multi-exit CNN; :func:`train_cached` loads the book's shipped
+weights or this machine's cached ones (:mod:`earlyexit.checkpoints`) before it trains.
 
 Three regimes (Chapters 3-4, compared in Chapter 6):
 
@@ -17,7 +18,8 @@ early exit switched off (:func:`static_config`): exit weights 0 but the last, no
 the confidence heads, and only the plain path is ever run or counted.
 
 The optimiser is Adam with a one-cycle learning-rate schedule (peak ``lr``), mini-batches of
-``batch_size``. Training runs on the GPU when there is one (``device``), else on the CPU in
+``batch_size``, for ``epochs`` epochs: by default the length the convergence ladder chooses
+(:mod:`earlyexit.recipes`, Chapter 4). Training runs on the GPU when there is one (``device``), else on the CPU in
 channels-last memory order, the layout oneDNN's CPU convolutions work in.
 """
 
