@@ -170,3 +170,22 @@ def test_exit_accuracy_takes_one_text_and_gives_nan_for_a_kind_that_never_occurs
 def test_a_cache_needs_one_layer_or_more():
     with pytest.raises(ValueError, match="layers must be an int >= 1"):
         KVCache(0)
+
+
+def test_every_prediction_over_a_long_text_sees_half_a_context_before_it():
+    """Row i predicts token i + 1 from a window that holds at least context // 2 tokens before it
+    (all of them near the text's start), and every position is predicted exactly once."""
+    from earlyexit.transformer import exit_logits_over
+
+    torch.manual_seed(0)
+    model = EarlyExitLM(LMConfig(layers=2, width=16, heads=2, context=12)).eval()
+    tokens = torch.randint(0, 14, (41,))
+    rows = exit_logits_over(model, tokens)
+    assert [len(r) for r in rows] == [40, 40]
+    with torch.no_grad():
+        for i in range(40):
+            start = 0 if i < 12 else (i - 6) // 6 * 6  # windows start every 6 tokens
+            assert i - start >= min(i, 6) and i - start < 12
+            expected = [out[0, i - start] for out in model(tokens[None, start:start + 12])]
+            for got, want in zip(rows, expected):
+                torch.testing.assert_close(got[i], want)

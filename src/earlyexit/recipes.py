@@ -137,11 +137,30 @@ def cnn_ladder(folder: Path | None = None) -> Ladder:
 
 def lm_ladder(folder: Path | None = None) -> Ladder:
     """The language models' ladder: each exit's next-token accuracy on the validation text's
-    answer digits (the tokens that need arithmetic)."""
-    configs = [c for c in ladder_models() if isinstance(c, LMConfig)]
+    answer digits (the tokens that need arithmetic), evaluated on the shipped weights with
+    :func:`~earlyexit.transformer.exit_accuracy` (the training log's own quick score reads the
+    text in windows that do not overlap, which caps it)."""
+    from .checkpoints import load_shipped
+    from .text import KINDS, make_splits
+    from .transformer import EarlyExitLM, exit_accuracy
 
-    def score(log: dict) -> dict[str, float]:
-        answer = log["validation_accuracy"]["answer"]
-        return {f"layer {k + 1}": a for k, a in enumerate(answer)}
+    manifest = read_manifest(folder)
+    data = make_splits()
+    answer = KINDS.index("answer")
 
-    return _ladder(read_manifest(folder), configs, "steps", score)
+    def score(config: LMConfig):
+        def read(_log: object) -> dict[str, float]:
+            model = load_shipped(manifest.entries[config.name()], lambda: EarlyExitLM(config), folder).model
+            accuracy = exit_accuracy(model, data.validation, data.validation_kinds, len(KINDS))[:, answer]
+            return {f"layer {k + 1}": float(a) for k, a in enumerate(accuracy)}
+        return read
+
+    scores: dict[int, dict[str, list[float]]] = {}
+    for config in (c for c in ladder_models() if isinstance(c, LMConfig)):
+        entry = manifest.entries.get(config.name())
+        if entry is None or entry.file is None:
+            raise ValueError(f"the ladder model {config.name()} (steps {config.steps}, seed {config.seed}) "
+                             "is not in the manifest yet: run `make models`")
+        for metric, value in score(config)(entry.log).items():
+            scores.setdefault(config.steps, {}).setdefault(metric, []).append(value)
+    return Ladder("steps", scores)

@@ -306,9 +306,38 @@ def train_lm_cached(config: LMConfig, data: TextSplits, progress: bool | None = 
 
 
 @torch.no_grad()
+@torch.no_grad()
+def exit_logits_over(model: EarlyExitLM, tokens: torch.Tensor) -> list[torch.Tensor]:
+    """Every exit's logits for the next token at every position of a text: a list (one per layer)
+    of (len(tokens) - 1, vocab) tensors, row i predicting ``tokens[i + 1]``.
+
+    The text is longer than the model's context, so it is read in overlapping windows, and every
+    prediction but the text's first ones sees at least half a context of the text before it.
+    Windows that do not overlap would predict each window's first tokens blind (a line whose
+    question lies in the window before), which caps any score well below what the model can do.
+    """
+    check_type("model", model, EarlyExitLM, "an EarlyExitLM")
+    tokens = check_token_ids("tokens", tokens, len(VOCAB), 1)
+    if len(tokens) < 2:
+        raise ValueError(f"tokens must hold at least 2 tokens, got {len(tokens)}")
+    context = model.config.context
+    warm = context // 2  # the text each scored prediction sees before it, at least
+    stride = context - warm
+    pieces: list[list[torch.Tensor]] = [[] for _ in range(model.num_layers)]
+    for start in range(0, len(tokens) - 1, stride):
+        window = tokens[start:start + context]
+        first = 0 if start == 0 else warm  # rows already predicted by the window before
+        if first >= len(window) or start + first >= len(tokens) - 1:
+            break
+        last = min(len(window), len(tokens) - 1 - start)  # row i predicts tokens[start + i + 1]
+        for layer, logits in enumerate(model(window[None])):
+            pieces[layer].append(logits[0, first:last])
+    return [torch.cat(p) for p in pieces]
+
+
 def exit_accuracy(model: EarlyExitLM, tokens: torch.Tensor, kinds: torch.Tensor, num_kinds: int) -> torch.Tensor:
-    """Next-token accuracy of every exit on held-out text, per kind of the predicted token:
-    a (layers, kinds) tensor. The text is read in windows of the model's context.
+    """Next-token accuracy of every exit on a text, per kind of the predicted token: a (layers,
+    kinds) tensor, each prediction made with context before it (:func:`exit_logits_over`).
 
     ``tokens`` is one text (a 1-D tensor of token ids, not a batch), ``kinds`` the kind of every
     token (``0`` to ``num_kinds - 1``, as long as ``tokens``). A kind that never occurs among the
@@ -321,16 +350,8 @@ def exit_accuracy(model: EarlyExitLM, tokens: torch.Tensor, kinds: torch.Tensor,
     if len(kinds) != len(tokens) or len(tokens) < 2:
         raise ValueError(f"tokens and kinds must be as long as each other, at least 2 tokens; "
                          f"got {len(tokens)} and {len(kinds)}")
-    context = model.config.context
-    right = torch.zeros(model.num_layers, num_kinds)
-    count = torch.zeros(num_kinds)
-    for start in range(0, len(tokens) - 1, context):
-        window = tokens[start:start + context + 1]
-        if len(window) < 2:
-            break
-        targets, target_kinds = window[1:], kinds[start + 1:start + len(window)]
-        for layer, logits in enumerate(model(window[None, :-1])):
-            hits = (logits[0].argmax(-1) == targets).float()
-            right[layer] += torch.bincount(target_kinds, weights=hits, minlength=num_kinds)
-        count += torch.bincount(target_kinds, minlength=num_kinds).float()
+    targets, target_kinds = tokens[1:], kinds[1:]
+    right = torch.stack([torch.bincount(target_kinds, weights=(logits.argmax(-1) == targets).float(),
+                                        minlength=num_kinds) for logits in exit_logits_over(model, tokens)])
+    count = torch.bincount(target_kinds, minlength=num_kinds).float()
     return torch.where(count > 0, right / count.clamp(min=1), math.nan)
