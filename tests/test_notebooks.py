@@ -141,6 +141,8 @@ ALLOWED = [
     (r"\b0\.9\b", "the training gate; a stated confidence"),
     (r"\b0\.2 points?\b", "the accuracy requirement of Chapter 5"),
     (r"\b25%", "the book's FLOPs budget"),
+    (r"\b50%(\s+\(exploratory\)| of the FLOPs)", "Chapter 6's second budget"),
+    (r"\b5% (chance|divided)", "the level the Holm family shares"),
     (r"\b(2\.0|1\.5|1\.8)x\b", "speed targets"),
     (r"\b(90% of the time|about 90%)", "what a calibrated 0.9 means"),
     (r"\b5e-3\b", "the learning rate"),
