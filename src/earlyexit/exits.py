@@ -27,13 +27,15 @@ from .utils import check_int
 CRITERIA = ("max_softmax", "entropy", "learned")
 
 
-def _check_logits(logits: torch.Tensor, name: str = "logits", ndim: int = 2) -> None:
+def _check_logits(logits: torch.Tensor, name: str = "logits", ndim: int = 2, classes: int = 1) -> None:
     # shape checks only: they cost nothing per call and trace under torch.export
     if not isinstance(logits, torch.Tensor) or logits.ndim != ndim or not logits.is_floating_point():
         expected = "(N, classes) logits" if ndim == 2 else "one logit per sample, (N,)"
         got = f"shape {tuple(logits.shape)}, {logits.dtype}" if isinstance(logits, torch.Tensor) \
             else type(logits).__name__
         raise ValueError(f"{name} must be a floating-point tensor of {expected}, got {got}")
+    if ndim == 2 and logits.shape[1] < classes:
+        raise ValueError(f"{name} must have at least {classes} classes here, got shape {tuple(logits.shape)}")
 
 
 def max_softmax(logits: torch.Tensor) -> torch.Tensor:
@@ -48,9 +50,7 @@ def entropy_confidence(logits: torch.Tensor) -> torch.Tensor:
     ``torch.special.entr`` gives ``-p log p`` with the limit 0 at p = 0, so
     logits of -inf (classes ruled out) still give a score in [0, 1].
     """
-    _check_logits(logits)
-    if logits.shape[1] < 2:
-        raise ValueError(f"logits must have at least two classes for an entropy, got shape {tuple(logits.shape)}")
+    _check_logits(logits, classes=2)
     entropy = torch.special.entr(logits.softmax(dim=1)).sum(dim=1)
     return (1.0 - entropy / math.log(logits.shape[1])).clamp(0.0, 1.0)
 

@@ -171,14 +171,17 @@ def _check_data(config: TrainConfig, data: Splits) -> None:
 
 
 def train(config: TrainConfig, data: Splits, progress: bool | None = None,
-          device: torch.device | str | None = None, stop_after: int | None = None) -> TrainedModel:
+          device: torch.device | str | None = None,
+          stop_after: int | None = None) -> TrainedModel:
     """Train a fresh model from ``config.seed``: Adam, one-cycle schedule.
 
-    ``stop_after`` ends training after that many epochs of the full schedule: the same first
-    epochs as the whole run (provenance checks retrain such a prefix, Chapter 4).
+    ``stop_after`` ends training after that many epochs of the full
+    schedule: the first epochs of the whole run (the provenance check
+    retrains such a prefix).
     """
     _check_data(config, data)
-    epochs = config.epochs if stop_after is None else min(check_int("stop_after", stop_after), config.epochs)
+    epochs = config.epochs if stop_after is None \
+        else min(check_int("stop_after", stop_after), config.epochs)
     device = torch.device(device) if device is not None else default_device()
     seed_everything(config.seed)
     model = EarlyExitCNN(config.channels, num_classes=len(data.classes))

@@ -202,14 +202,9 @@ class EarlyExitLM(nn.Module):
         return outs
 
 
-def early_exit_loss(exit_logits: list[torch.Tensor], targets: torch.Tensor,
-                    weights: tuple[float, ...]) -> torch.Tensor:
-    """Weighted sum over layers of each exit's mean next-token cross-entropy.
-
-    ``exit_logits`` holds at least one exit's (batch, time, vocab) logits, ``targets`` the
-    (batch, time) next-token ids, ``weights`` one finite weight >= 0 per exit (a ValueError
-    otherwise: fewer weights would silently leave exits out of the loss).
-    """
+def _checked(exit_logits: object, targets: object, weights: object) -> tuple[list, torch.Tensor, tuple]:
+    """The loss's inputs, checked: at least one exit's (batch, time, vocab) logits, (batch, time)
+    next-token ids, one finite weight >= 0 per exit (fewer would silently leave exits out)."""
     exit_logits = list(check_type("exit_logits", exit_logits, (list, tuple), "a list of each exit's logits"))
     if not exit_logits:
         raise ValueError("exit_logits must hold at least one exit's logits, got none")
@@ -224,6 +219,13 @@ def early_exit_loss(exit_logits: list[torch.Tensor], targets: torch.Tensor,
     if any(tuple(logits.shape) != shape for logits in exit_logits) or tuple(targets.shape) != shape[:2]:
         raise ValueError(f"every exit's logits must be (batch, time, vocab) and targets (batch, time) of the same "
                          f"batch and time, got {[tuple(x.shape) for x in exit_logits]} and {tuple(targets.shape)}")
+    return exit_logits, targets, weights
+
+
+def early_exit_loss(exit_logits: list[torch.Tensor], targets: torch.Tensor,
+                    weights: tuple[float, ...]) -> torch.Tensor:
+    """Weighted sum over layers of each exit's mean next-token cross-entropy."""
+    exit_logits, targets, weights = _checked(exit_logits, targets, weights)
     return sum(w * F.cross_entropy(logits.flatten(0, 1), targets.flatten())
                for w, logits in zip(weights, exit_logits) if w)
 
@@ -287,7 +289,7 @@ def train_lm(config: LMConfig, data: TextSplits, progress: bool | None = None,
     bar.close()
     model.eval()
     accuracy = exit_accuracy(model, data.validation, data.validation_kinds, len(KINDS))
-    log = {"loss_every": every, "loss": losses, "steps": steps,
+    log = {"loss_every": every, "loss": losses, "steps": steps, "validation_scored_with": "exit_logits_over",
            "validation_accuracy": {kind: [None if math.isnan(a) else round(float(a), 5) for a in accuracy[:, k]]
                                    for k, kind in enumerate(KINDS)}}  # None: a kind the text lacks
     return TrainedLM(model, config, log, time.perf_counter() - start)
