@@ -117,7 +117,7 @@ def test_as_rule_builds_a_threshold_rule_or_passes_a_rule_through():
 def test_a_score_needs_a_batch_of_logits():
     with pytest.raises(ValueError, match=r"logits must be a floating-point tensor of \(N, classes\) logits, got shape"):
         max_softmax(torch.randn(10))  # it failed with torch's "Dimension out of range"
-    with pytest.raises(ValueError, match="logits must have at least two classes for an entropy"):
+    with pytest.raises(ValueError, match="logits must have at least 2 classes"):
         entropy_confidence(torch.randn(4, 1))  # 0 / log(1): NaN
     with pytest.raises(ValueError, match=r"confidence_logit must be a floating-point tensor of one logit per sample"):
         exit_scores("learned", torch.randn(4, 10), torch.randn(4, 1))
