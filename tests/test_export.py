@@ -13,11 +13,9 @@ from earlyexit.export import (
     OneImageEarlyExit,
     export_onnx,
     export_program,
-    profile_by_operator,
-    run_session,
-    session,
 )
 from earlyexit.inference import route_batch
+from earlyexit.serving import profile_by_operator, run_session, session
 from helpers import assert_same_result, logits_tolerance, sharpened_model, threshold_between
 
 pytest.importorskip("onnxruntime")

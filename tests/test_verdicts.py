@@ -66,6 +66,10 @@ ALLOWED = [
     ("05_thresholds", "Too low and accuracy falls", "what a threshold does, by construction"),
     ("10_many_exits", "the most accurate combination", "the definition of a rule, not a result"),
     ("10_many_exits", "the most accurate pair within it", "the definition of a rule, not a result"),
+    ("04_joint_loss", "within a tenth of a point of the best length's", "the training-length rule, defined"),
+    ("04_joint_loss", "at the best length", "names the rung the rule compares with; both values glued"),
+    ("04_joint_loss", "Train until the model stops improving", "the rule, as a takeaway; its length glued"),
+    ("11_token_exits", "a tenth of a point of the best", "the training-length rule, defined"),
 ]
 
 

@@ -4,7 +4,7 @@ One job per module. The CNN: :mod:`~earlyexit.data` (finding and splitting the d
 :mod:`~earlyexit.models` (the multi-exit CNN), :mod:`~earlyexit.losses`,
 :mod:`~earlyexit.exits` (exit criteria, the exit decision and rules),
 :mod:`~earlyexit.inference` (per-sample routing), :mod:`~earlyexit.fast` (the optimised path),
-:mod:`~earlyexit.export` (ONNX export), :mod:`~earlyexit.training` (the training loop),
+:mod:`~earlyexit.export` (``torch.export`` and ONNX), :mod:`~earlyexit.training` (the training loop),
 :mod:`~earlyexit.checkpoints` (shipped and cached weights), :mod:`~earlyexit.provenance`
 (what decided them), :mod:`~earlyexit.recipes` (the book's models, planned once),
 :mod:`~earlyexit.pretrain` (``make models``), :mod:`~earlyexit.baselines` (the skeptic's
@@ -12,7 +12,7 @@ static networks), :mod:`~earlyexit.evaluation` (what a model or a rule does on a
 :mod:`~earlyexit.thresholds` (choosing thresholds), :mod:`~earlyexit.calibration` (how honest
 a confidence is), :mod:`~earlyexit.operating_point` (the book's operating point),
 :mod:`~earlyexit.flops`, :mod:`~earlyexit.speed` (early exit and runtimes on the clock),
-:mod:`~earlyexit.serving` (one request at a time). The transformer: :mod:`~earlyexit.text`
+:mod:`~earlyexit.serving` (ONNX Runtime sessions, one request at a time). The transformer: :mod:`~earlyexit.text`
 (the generated corpus), :mod:`~earlyexit.transformer` (the model and its training),
 :mod:`~earlyexit.decoding` (generation, per-token exit, self-speculative decoding). Honest
 numbers: :mod:`~earlyexit.stats` (comparisons, intervals for proportions, Holm),

@@ -137,14 +137,16 @@ def check_recipe(manifest: Manifest, kinds: set[str]) -> None:
 
 
 def pretrain(workers: int = 2, folder: Path | None = None, progress: bool = True,
-             kinds: tuple[str, ...] = ("cnn", "lm"), threads: int | None = None) -> int:
-    """Train every listed model of ``kinds`` whose file is missing, ``workers`` at a time, each with
-    ``threads`` threads (default: the cores shared among the workers); how many were trained."""
+             kinds: tuple[str, ...] = ("cnn", "lm"), threads: int | None = None,
+             only: tuple[str, ...] | None = None) -> int:
+    """Train every listed model of ``kinds`` (and among ``only``, the names given) whose file is
+    missing, ``workers`` at a time, each with ``threads`` threads (default: the cores shared among
+    the workers); how many were trained."""
     check_int("workers", workers)
     folder = folder or models_dir()
     with manifest_lock(folder):
         manifest = read_manifest(folder)
-        todo = [e for e in missing(manifest, folder) if e.kind in kinds]
+        todo = [e for e in missing(manifest, folder) if e.kind in kinds and (only is None or e.name in only)]
         if not todo:
             return 0
         check_recipe(manifest, {e.kind for e in todo})
@@ -174,12 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folder", default=None, help="the shipped models' folder (default notebooks/models)")
     parser.add_argument("--kind", choices=("cnn", "lm"), default=None, help="train only models of this kind")
     parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: cores / workers)")
+    parser.add_argument("--only", nargs="+", default=None, help="train only these manifest entries")
     args = parser.parse_args(argv)
     folder = Path(args.folder) if args.folder else None
     total = len(read_manifest(folder).entries)
     start = time.perf_counter()
     kinds = (args.kind,) if args.kind else ("cnn", "lm")
-    trained = pretrain(args.workers, folder, progress=sys.stderr.isatty(), kinds=kinds, threads=args.threads)
+    trained = pretrain(args.workers, folder, progress=sys.stderr.isatty(), kinds=kinds, threads=args.threads,
+                       only=tuple(args.only) if args.only else None)
     print(f"models: {total - trained} of {total} were present, {trained} trained "
           f"({args.workers} at a time) in {time.perf_counter() - start:.0f} s")
     return 0

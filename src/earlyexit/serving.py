@@ -1,4 +1,9 @@
-"""Serving one request at a time: sessions bound to fixed buffers, latency per request, and a queue (Chapter 9).
+"""Running exported graphs: ONNX Runtime sessions, one request at a time, latency per request, and a
+queue (Chapters 8-9).
+
+* :func:`session` opens an exported graph in ONNX Runtime (threads stated, no spinning);
+  :func:`run_session` runs a routing graph on a batch, :func:`profile_by_operator` asks ORT's
+  profiler where the time goes.
 
 * :class:`BoundSession` is an ONNX Runtime session for one image whose input and outputs
   live in buffers bound once (ONNX Runtime's I/O binding): a call copies the image in and
@@ -17,6 +22,7 @@
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +31,107 @@ import numpy as np
 import torch
 
 from .exits import check_threshold
-from .export import check_session_io, session
+from .export import EarlyExitModule
+from .inference import EarlyExitResult, check_finite_images
 from .models import IMAGE_SHAPE
-from .utils import check_bool, check_finite, check_int, check_number, check_seed, check_type
+from .utils import (
+    check_bool,
+    check_finite,
+    check_int,
+    check_number,
+    check_seed,
+    check_type,
+    damaged_file,
+    read_json_file,
+)
 
 ONE_IMAGE = (1, *IMAGE_SHAPE)
+
+
+def session(path: str | Path, threads: int = 1, optimization: str = "all", profile: bool = False):
+    """An ONNX Runtime CPU session with ``threads`` intra-op threads (an int >= 1: ONNX Runtime would
+    read 0 as "every core").
+
+    Spinning is off: by default ORT's idle threads keep spinning after a run, which on a
+    small machine steals the cores from whatever runs next (another session, PyTorch).
+    ``optimization`` is "disable", "basic", "extended" or "all" (graph optimisation level).
+    A missing file raises FileNotFoundError, a damaged one a ValueError, both naming the file.
+    """
+    import onnxruntime as ort
+
+    check_int("threads", threads)
+    check_bool("profile", profile)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such ONNX file (export it with earlyexit.export.export_onnx)")
+    level = ort.GraphOptimizationLevel
+    levels = {"disable": level.ORT_DISABLE_ALL, "basic": level.ORT_ENABLE_BASIC,
+              "extended": level.ORT_ENABLE_EXTENDED, "all": level.ORT_ENABLE_ALL}
+    if optimization not in levels:
+        raise ValueError(f"optimization must be one of {sorted(levels)}, got {optimization!r}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = levels[optimization]
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.enable_profiling = profile
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # ONNX Runtime's own exception types derive from Exception only
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise damaged_file(path, "ONNX file", f"cannot be loaded ({reason}): export it again with "
+                                              "earlyexit.export.export_onnx") from None
+
+
+def check_session_io(sess, inputs: tuple[str, ...], outputs: tuple[str, ...], what: str) -> None:
+    """A ValueError naming ``what`` unless ``sess`` (an ONNX Runtime session) takes ``inputs`` and gives
+    ``outputs``, by name: a graph exported from another module is refused before it runs."""
+    if not (hasattr(sess, "get_inputs") and hasattr(sess, "get_outputs")):
+        raise TypeError(f"{what} must be an ONNX Runtime session (earlyexit.serving.session), "
+                        f"got {type(sess).__name__}")
+    got_in = tuple(i.name for i in sess.get_inputs())
+    got_out = tuple(o.name for o in sess.get_outputs())
+    if got_in != inputs or not set(outputs) <= set(got_out):
+        raise ValueError(f"{what} must be a graph taking {list(inputs)} and giving {list(outputs)}, "
+                         f"got one taking {list(got_in)} and giving {list(got_out)}")
+
+
+def run_session(sess, images: torch.Tensor) -> EarlyExitResult:
+    """Run an exported early-exit session (an :class:`EarlyExitModule` graph) on a batch; results as
+    :func:`~earlyexit.inference.route_batch` gives them."""
+    check_session_io(sess, ("images",), EarlyExitModule.output_names, "sess")
+    check_finite_images(images)
+    logits, exit_number = sess.run(None, {"images": images.detach().cpu().contiguous().numpy()})
+    logits, exit_number = torch.from_numpy(logits), torch.from_numpy(exit_number)
+    return EarlyExitResult(logits.argmax(dim=1), exit_number, logits)
+
+
+def profile_by_operator(sess, images: torch.Tensor, runs: int = 20) -> tuple[dict[str, float], float]:
+    """Microseconds per run spent in each ONNX operator type, and in the whole run, from ORT's profiler.
+
+    ``sess`` must have been created with ``profile=True``; it is ended here (profiling
+    stops). The profiler costs time itself, per operator: compare operators with each
+    other and with the profiled run, not with an unprofiled call. ``images`` are checked as
+    :func:`run_session` checks them; ``runs`` is an int >= 1.
+    """
+    check_session_io(sess, ("images",), (), "sess")
+    if not sess.get_session_options().enable_profiling:
+        raise ValueError("sess must be created with profile=True (earlyexit.serving.session(path, profile=True))")
+    check_int("runs", runs)
+    check_finite_images(images)
+    feed = {"images": images.detach().cpu().contiguous().numpy()}
+    for _ in range(runs):
+        sess.run(None, feed)
+    trace = Path(sess.end_profiling())
+    totals: dict[str, float] = defaultdict(float)
+    run_total = 0.0
+    for event in read_json_file(trace, "ONNX Runtime profile", list):
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+            totals[event["args"]["op_name"]] += event["dur"] / runs
+        elif event.get("cat") == "Session" and event.get("name") == "model_run":
+            run_total += event["dur"] / runs
+    trace.unlink()
+    return dict(sorted(totals.items(), key=lambda item: -item[1])), run_total
 
 
 def one_image(image: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -300,7 +300,7 @@ def eager_candidates(fast: FastEarlyExit, threads: tuple[int, ...] = (1, 2)) -> 
 
 def session_candidates(paths: dict[str, object], threads: tuple[int, ...] = (1, 2)) -> list[Candidate]:
     """ONNX Runtime: one session per graph ({"full": path, "early exit": path}) and thread count."""
-    from .export import session
+    from .serving import session
 
     check_type("paths", paths, dict, 'a dict of kind -> ONNX file ({"full": path, "early exit": path})')
     candidates = []
