@@ -42,7 +42,7 @@ def test_speculative_decoding_gives_greedy_decodings_output(model, draft_layers,
         expected, _ = greedy(model, prompt, 30)
         got, stats = speculative_generate(model, prompt, 30, draft_layers, k)
         assert got == expected
-        assert 0 <= stats.accepted <= stats.drafted and 0.0 <= stats.acceptance <= 1.0
+        assert 0 <= stats.accepted <= stats.drafted
 
 
 def test_a_draft_the_full_model_agrees_with_is_all_accepted():
@@ -55,7 +55,7 @@ def test_a_draft_the_full_model_agrees_with_is_all_accepted():
                 linear.weight.zero_()
                 linear.bias.zero_()
     got, stats = speculative_generate(model, PROMPTS[0], 20, draft_layers=1, k=4)
-    assert got == greedy(model, PROMPTS[0], 20)[0] and stats.acceptance == 1.0
+    assert got == greedy(model, PROMPTS[0], 20)[0] and stats.accepted == stats.drafted
 
 
 @pytest.mark.parametrize("missing", ["recompute", "copy"])

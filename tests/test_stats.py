@@ -16,7 +16,6 @@ from earlyexit.stats import (
     holm,
     mcnemar,
     mean_and_sd,
-    paired_bootstrap,
     proportion,
     seed_tolerance,
 )
@@ -49,18 +48,6 @@ def test_mcnemar_uses_only_the_disagreements():
     assert same.estimate == 0 and same.p_value == 1.0 and not same.measurable
     with pytest.raises(ValueError, match="same samples"):
         mcnemar(a, b[:50])
-
-
-def test_paired_bootstrap_interval_is_seeded_and_covers_the_estimate():
-    g = torch.Generator().manual_seed(0)
-    a = torch.rand(10_000, generator=g) < 0.91
-    b = a.clone()
-    flip = torch.rand(10_000, generator=g) < 0.03
-    b[flip] = ~b[flip]
-    first, second = paired_bootstrap(a, b, seed=1), paired_bootstrap(a, b, seed=1)
-    assert first == second and first.low <= first.estimate <= first.high
-    assert first.high - first.low == pytest.approx(2 * 1.96 * mcnemar(a, b).high / 1.96 - 2 * mcnemar(a, b).estimate,
-                                                   rel=0.25)
 
 
 def test_binomial_standard_error():
@@ -107,8 +94,7 @@ def test_a_seed_tolerance_is_a_multiple_of_the_spread_with_a_floor():
 
 @pytest.mark.parametrize("call, error, message", [
     (lambda: mcnemar(torch.tensor([3, 0, 1]), torch.tensor([1, 0, 1])), ValueError, "correct_a must hold one right"),
-    (lambda: paired_bootstrap(torch.ones(3), torch.tensor([2.0, 0, 1])), ValueError, "correct_b must hold one right"),
-    (lambda: paired_bootstrap(torch.ones(3), torch.ones(3), resamples=0), ValueError, "resamples must be an int"),
+    (lambda: mcnemar(torch.ones(3), torch.tensor([2.0, 0, 1])), ValueError, "correct_b must hold one right"),
     (lambda: binomial_se(0.9, 0), ValueError, "n must be an int >= 1"),
     (lambda: binomial_se(1.2, 10), ValueError, r"p must be a finite number in \[0.0, 1.0\]"),
     (lambda: auroc(torch.tensor([0.1, math.nan]), torch.tensor([1, 0])), ValueError, "scores must hold finite numbers"),
@@ -119,21 +105,6 @@ def test_a_seed_tolerance_is_a_multiple_of_the_spread_with_a_floor():
 def test_bad_inputs_are_refused_by_name(call, error, message):
     with pytest.raises(error, match=message):
         call()
-
-
-def test_the_auroc_difference_is_paired_and_its_interval_excludes_zero_only_for_a_real_gap():
-    from earlyexit.stats import auroc_difference
-
-    g = torch.Generator().manual_seed(0)
-    right = torch.rand(2000, generator=g) < 0.8
-    informative = right.double() + torch.randn(2000, generator=g)
-    noise = torch.randn(2000, generator=g)
-    gap = auroc_difference(informative, noise, right, resamples=100)
-    assert gap.measurable and gap.low > 0 and gap.estimate == pytest.approx(auroc(informative, right)
-                                                                            - auroc(noise, right))
-    assert not auroc_difference(informative, informative + 1e-9 * noise, right, resamples=100).measurable
-    with pytest.raises(ValueError, match="one score of each kind per sample"):
-        auroc_difference(informative[:10], noise, right)
 
 
 def test_words_follow_the_verdict_and_flip_with_it():
@@ -206,8 +177,6 @@ def test_holm_keeps_a_family_of_null_comparisons_from_claiming_differences():
 @pytest.mark.parametrize("call, message", [
     (lambda: mean_and_sd(torch.zeros(2, 3)), "values must be 1-D"),
     (lambda: compare_seeds(torch.zeros(2, 2), [0.1, 0.2]), "a must be 1-D"),
-    (lambda: paired_bootstrap(torch.tensor([1, 0]), torch.tensor([0, 1]), seed=-1), "seed"),
-    (lambda: paired_bootstrap(torch.tensor([1, 0]), torch.tensor([0, 1]), seed=1.5), "seed"),
     (lambda: mcnemar(torch.ones(2, 2), torch.ones(2, 2)), "correct_a must be 1-D"),
     (lambda: proportion(torch.ones(2, 2, dtype=torch.bool)), "successes must be 1-D"),
 ])

@@ -50,9 +50,9 @@ def test_speedups_are_per_round_ratios_and_only_called_so_when_the_interval_excl
     baseline = Timing(tuple(2.0 + 0.01 * i for i in range(15)))
     faster = Timing(tuple(1.0 + 0.005 * i for i in range(15)))
     ratio = speedup(baseline, faster)
-    assert ratio.median == pytest.approx(2.0) and ratio.measurable and ratio.verdict().startswith("2.00x faster")
+    assert ratio.median == pytest.approx(2.0) and ratio.direction == 1 and ratio.verdict().startswith("2.00x faster")
     same = Ratio(tuple(1.0 + (-1) ** i * 0.05 for i in range(15)))
-    assert not same.measurable and same.verdict().startswith("no measurable difference")
+    assert same.direction == 0 and same.verdict().startswith("no measurable difference")
     slower = speedup(faster, baseline)
     low, high = 1 / slower.high, 1 / slower.low
     assert slower.verdict() == f"2.00x slower (95% CI {low:.2f}-{high:.2f}x)" and 1 < low <= 2 <= high

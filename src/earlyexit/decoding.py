@@ -48,11 +48,6 @@ class DecodeStats:
     drafted: int = 0
     accepted: int = 0
 
-    @property
-    def acceptance(self) -> float:
-        """Share of drafted tokens the full model agreed with."""
-        return self.accepted / self.drafted if self.drafted else 0.0
-
 
 def _check_prompt(model: EarlyExitLM, prompt: torch.Tensor, steps: int) -> torch.Tensor:
     """The prompt as a 1-D int64 tensor. One sequence of token ids: 1-D, or a batch of one; a batch of

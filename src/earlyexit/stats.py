@@ -7,8 +7,8 @@ Two kinds of noise hide in every accuracy the book reports:
   :func:`mean_and_sd`, and :func:`compare_seeds` for two settings (Welch's t interval).
 * **test-set noise**: 10,000 test images pin an accuracy down to a few tenths of a point.
   Two predictions *on the same images* are compared pairwise, which cancels the images both
-  get right or both get wrong: :func:`mcnemar` (exact test on the disagreements) and
-  :func:`paired_bootstrap` (an interval for the difference).
+  get right or both get wrong: :func:`mcnemar` (exact test on the disagreements, with an
+  interval for the difference).
 
 A difference is reported as one only when its 95% interval excludes 0; otherwise the book
 says "no measurable difference". :func:`seed_tolerance` turns a spread over seeds into how
@@ -27,11 +27,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from scipy import stats as scipy_stats
 
-from .utils import check_finite, check_flags, check_int, check_number, check_seed, in_words
+from .utils import check_finite, check_flags, check_int, check_number, in_words
 
 LEVEL = 0.95
 
@@ -192,22 +191,6 @@ def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor, level: float = LEV
                       f"McNemar, {only_a} vs {only_b} disagreements of {n}", p, level)
 
 
-def paired_bootstrap(correct_a: torch.Tensor, correct_b: torch.Tensor, resamples: int = 2000,
-                     seed: int = 0) -> Difference:
-    """Accuracy of a minus accuracy of b on the same samples, with a percentile bootstrap interval."""
-    check_int("resamples", resamples)
-    a, b = _paired(correct_a, correct_b)
-    n = len(a)
-    # Each paired difference is +1 (only a right), -1 (only b right) or 0, so a resample is
-    # fully described by how many of each it draws: a multinomial draw, exact and cheap.
-    shares = [int((a & ~b).sum()) / n, int((~a & b).sum()) / n, int((a == b).sum()) / n]
-    draws = torch.from_numpy(np.random.default_rng(check_seed("seed", seed)).multinomial(n, shares, size=resamples))
-    means = (draws[:, 0] - draws[:, 1]).double() / n
-    low, high = torch.quantile(means, torch.tensor([(1 - LEVEL) / 2, (1 + LEVEL) / 2], dtype=torch.float64))
-    diff = a.double() - b.double()
-    return Difference(float(diff.mean()), float(low), float(high), f"paired bootstrap, {resamples} resamples")
-
-
 def binomial_se(p: float, n: int) -> float:
     """Standard error of an accuracy ``p`` measured on ``n`` samples."""
     p = check_number("p", p, 0.0, 1.0)
@@ -244,26 +227,6 @@ def seed_tolerance(values: Sequence[float], factor: float = 4.0, floor: float = 
         raise ValueError(f"a seed tolerance needs at least two seeds, got {len(values)}")
     factor = check_number("factor", factor, open_low=True)
     return max(factor * mean_and_sd(values)[1], check_number("floor", floor))
-
-
-def auroc_difference(scores_a: torch.Tensor, scores_b: torch.Tensor, positive: torch.Tensor,
-                     resamples: int = 200, seed: int = 0) -> Difference:
-    """AUROC of score a minus AUROC of score b for the same samples, with a paired bootstrap interval
-    (each resample draws samples with replacement and scores both on the same draw)."""
-    check_int("resamples", resamples)
-    positive = check_flags("positive", positive, ndim=1)
-    a, b = check_finite("scores_a", scores_a, ndim=1), check_finite("scores_b", scores_b, ndim=1)
-    if not len(a) == len(b) == len(positive):
-        raise ValueError(f"need one score of each kind per sample: {len(a)}, {len(b)} and {len(positive)}")
-    generator = torch.Generator().manual_seed(check_seed("seed", seed))
-    gaps = []
-    for _ in range(resamples):
-        rows = torch.randint(len(a), (len(a),), generator=generator)
-        gaps.append(auroc(a[rows], positive[rows]) - auroc(b[rows], positive[rows]))
-    low, high = torch.quantile(torch.tensor(gaps, dtype=torch.float64),
-                               torch.tensor([(1 - LEVEL) / 2, (1 + LEVEL) / 2], dtype=torch.float64))
-    return Difference(auroc(a, positive) - auroc(b, positive), float(low), float(high),
-                      f"paired bootstrap over samples, {resamples} resamples")
 
 
 def holm(comparisons: dict[str, Callable[[float], Difference]], level: float = LEVEL) -> dict[str, Difference]:

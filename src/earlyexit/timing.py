@@ -101,11 +101,6 @@ class Timing(_Samples):
 class Ratio(_Samples):
     """How many times faster ``candidate`` is than ``baseline``: median of per-round ratios, 95% interval."""
 
-    @property
-    def measurable(self) -> bool:
-        """Does the interval exclude 1.0 (a real speedup or slowdown)?"""
-        return self.low > 1.0 or self.high < 1.0
-
     def verdict(self) -> str:
         """"1.85x faster (95% CI 1.71-1.98x)", "1.30x slower (95% CI 1.10-1.50x)" or "no measurable difference"."""
         if self.low > 1.0:
