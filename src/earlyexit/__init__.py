@@ -18,8 +18,8 @@ a confidence is), :mod:`~earlyexit.operating_point` (the book's operating point)
 numbers: :mod:`~earlyexit.stats` (comparisons, intervals for proportions, Holm),
 :mod:`~earlyexit.timing` (the timing protocol), :mod:`~earlyexit.results` (recorded, re-checked results),
 :mod:`~earlyexit.freshness` (outputs from the current code). And :mod:`~earlyexit.report`
-(tables), :mod:`~earlyexit.plots`, :mod:`~earlyexit.forum` (the thread's own numbers) and
-:mod:`~earlyexit.utils`.
+(tables), :mod:`~earlyexit.plots`, :mod:`~earlyexit.forum` (the thread's own numbers), :mod:`~earlyexit.checks`
+(what the package refuses) and :mod:`~earlyexit.utils`.
 """
 
 from importlib.metadata import PackageNotFoundError, version

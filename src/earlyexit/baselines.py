@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import check_finite, check_number, check_type
 from .flops import exit_costs, full_network_flops
 from .models import EarlyExitCNN
 from .training import TrainConfig
-from .utils import check_finite, check_number, check_type
 
 
 def static_cost(config: TrainConfig) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .utils import check_finite, check_flags, check_int, check_real
+from .checks import check_finite, check_flags, check_int, check_real
 
 
 def _check_logits_and_labels(logits: torch.Tensor, labels: torch.Tensor) -> None:

@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
-from .utils import check_bool, check_int, check_seed, check_type, repo_root
+from .checks import check_bool, check_int, check_seed, check_type
+from .utils import repo_root
 
 RAW_FILES = (
     "train-images-idx3-ubyte",

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .checks import check_bool, check_int, check_token_ids, check_type
 from .exits import check_threshold
 from .transformer import EarlyExitLM, KVCache
-from .utils import check_bool, check_int, check_token_ids, check_type
 
 MISSING = ("error", "copy", "recompute")
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import check_flags, check_int, check_number, check_token_ids, check_type
 from .exits import ExitRule, as_rule, exit_scores
 from .inference import first_exits
 from .models import EarlyExitCNN, check_image_batch, check_model
-from .utils import check_flags, check_int, check_number, check_token_ids, check_type
 
 
 @dataclass

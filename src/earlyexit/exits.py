@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .utils import check_int
+from .checks import check_int
 
 CRITERIA = ("max_softmax", "entropy", "learned")
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .checks import check_bool, check_int, check_type
 from .exits import ExitRule, as_rule, check_criterion, exit_decision, exit_scores
 from .inference import model_stages, route_stages
 from .models import IMAGE_SHAPE, EarlyExitCNN, check_model
-from .utils import check_bool, check_int, check_type
 
 
 class EarlyExitModule(nn.Module):

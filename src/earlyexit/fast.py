@@ -24,10 +24,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .checks import check_bool, check_int
 from .exits import ExitRule, as_rule
 from .inference import EarlyExitResult, all_exits, check_finite_images, pick_exits, route_single, route_stages
 from .models import EarlyExitCNN, check_model
-from .utils import check_bool, check_int
 
 
 def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from importlib.resources import files
 
 import torch
 
-from .utils import damaged_file
+from .checks import damaged_file
 
 THREAD_TITLE = "How to implement an early exiting mechanism in a Neural network"
 

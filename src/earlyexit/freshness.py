@@ -25,7 +25,7 @@ import sys
 import tokenize
 from pathlib import Path
 
-from .utils import damaged_file, read_json_file
+from .checks import damaged_file, read_json_file
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 STAMP_KEY = "earlyexit"

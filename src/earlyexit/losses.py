@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .utils import check_number, check_token_ids
+from .checks import check_number, check_token_ids
 
 
 def check_targets(logits: torch.Tensor, targets: torch.Tensor) -> None:

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .utils import check_int, check_type
+from .checks import check_int, check_type
 
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import check_number, check_type
 from .data import Splits
 from .evaluation import ExitRecord, collect
 from .exits import ThresholdRule
@@ -16,7 +17,6 @@ from .models import EarlyExitCNN
 from .stats import Difference, mcnemar
 from .thresholds import BUDGET_SHARE, ChosenPoint, choose_on_validation
 from .training import TrainConfig, train_cached
-from .utils import check_number, check_type
 
 
 @dataclass(frozen=True)

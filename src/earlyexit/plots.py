@@ -15,10 +15,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Patch
 from matplotlib.ticker import MaxNLocator
 
+from .checks import check_flags, check_int, check_real, check_token_ids
 from .models import IMAGE_SHAPE, EarlyExitCNN, feature_sizes
 from .recipes import Ladder
 from .thresholds import Sweep, ThresholdSearch
-from .utils import check_flags, check_int, check_real, check_token_ids
 
 
 def _nonempty(name: str, values: object) -> None:

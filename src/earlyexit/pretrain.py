@@ -28,12 +28,12 @@ import torch
 from tqdm.std import tqdm
 
 from .checkpoints import Entry, Manifest, machine, models_dir, read_manifest, ship, write_manifest
+from .checks import check_int
 from .data import load_splits
 from .provenance import differences, fingerprint
 from .text import make_splits
 from .training import TrainConfig, train
 from .transformer import LMConfig, train_lm
-from .utils import check_int
 
 Config = TrainConfig | LMConfig
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoints import Manifest, read_manifest
+from .checks import check_number
 from .training import TrainConfig, static_config
 from .transformer import LMConfig
-from .utils import check_number
 
 SEEDS = (0, 1, 2, 3, 4)
 LADDER_SEEDS = (0, 1)

@@ -11,8 +11,8 @@ import math
 import re
 from collections.abc import Sequence
 
+from .checks import check_int, check_number
 from .stats import mean_and_sd
-from .utils import check_int, check_number
 
 BOLD = re.compile(r"[*][*](.+?)[*][*]")
 

@@ -33,18 +33,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .checks import check_bool, check_int, check_number, check_type, damaged_file, read_json_file
 from .stats import Difference, mean_and_sd, seed_tolerance
 from .timing import Ratio, ratio_factor
-from .utils import (
-    atomic_write,
-    check_bool,
-    check_int,
-    check_number,
-    check_type,
-    damaged_file,
-    read_json_file,
-    repo_root,
-)
+from .utils import atomic_write, repo_root
 
 MODES = ("record", "check", "warn", "off")
 SEEDS_WHY = "4 x the spread over the seeds"

@@ -30,11 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .exits import check_threshold
-from .export import EarlyExitModule
-from .inference import EarlyExitResult, check_finite_images
-from .models import IMAGE_SHAPE
-from .utils import (
+from .checks import (
     check_bool,
     check_finite,
     check_int,
@@ -44,6 +40,10 @@ from .utils import (
     damaged_file,
     read_json_file,
 )
+from .exits import check_threshold
+from .export import EarlyExitModule
+from .inference import EarlyExitResult, check_finite_images
+from .models import IMAGE_SHAPE
 
 ONE_IMAGE = (1, *IMAGE_SHAPE)
 

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import check_int, check_number, check_seed, check_token_ids, check_type
 from .exits import ExitRule, as_rule
 from .fast import FastEarlyExit
 from .inference import EarlyExitResult, compute_all_then_mask, model_stages, route_batch
 from .models import EarlyExitCNN, check_model
 from .report import Table, table
 from .timing import Ratio, Timing, speedup, time_interleaved
-from .utils import check_int, check_number, check_seed, check_token_ids, check_type
 
 BATCH_SIZES = (1, 16, 256, 1024)  # one image, a small server batch, a large one, beyond the cache
 MIN_TIMED_IMAGES = 256  # fewer images per round give an unstable exit share

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import torch
 from scipy import stats as scipy_stats
 
-from .utils import check_finite, check_flags, check_int, check_number, in_words
+from .checks import check_finite, check_flags, check_int, check_number
+from .utils import in_words
 
 LEVEL = 0.95
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .utils import check_int, check_token_ids
+from .checks import check_int, check_token_ids
 
 VOCAB = "\n+=;0123456789"
 STOI = {c: i for i, c in enumerate(VOCAB)}

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import check_flags, check_int, check_number, check_real, check_seed, check_type
 from .evaluation import ExitRecord, evaluate_rule
 from .exits import ThresholdRule, check_criterion, check_threshold
-from .utils import check_flags, check_int, check_number, check_real, check_seed, check_type
 
 #: The share of the full network's FLOPs the book's operating point spends (a quarter).
 BUDGET_SHARE = 0.25

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .utils import check_finite, check_int, check_number, check_type, in_words
+from .checks import check_finite, check_int, check_number, check_type
+from .utils import in_words
 
 LEVEL = 0.95
 

@@ -37,12 +37,13 @@ import torch.nn.functional as F
 from tqdm.std import tqdm  # plain text bars: no ipywidgets needed in Jupyter
 
 from .checkpoints import load_or_train
+from .checks import check_int, check_number
 from .data import DATASETS, Splits, make_loader
 from .evaluation import collect, exit_accuracies
 from .exits import exit_decision, learned_confidence, max_softmax
 from .losses import check_weights, confidence_loss
 from .models import FORUM_CHANNELS, EarlyExitCNN
-from .utils import check_int, check_number, default_device, progress_enabled, seed_everything
+from .utils import default_device, progress_enabled, seed_everything
 
 REGIMES = ("joint", "masked", "learned")
 CACHE_FORMAT = 2  # bump when the training code changes what a configuration produces

@@ -32,9 +32,10 @@ from torch import nn
 from tqdm.std import tqdm
 
 from .checkpoints import load_or_train
+from .checks import check_int, check_number, check_token_ids, check_type
 from .losses import check_weights
 from .text import KINDS, VOCAB, TextSplits
-from .utils import check_int, check_number, check_token_ids, check_type, progress_enabled, seed_everything
+from .utils import progress_enabled, seed_everything
 
 LM_CACHE_FORMAT = 1  # bump when the training code changes what a configuration produces
 
