@@ -71,3 +71,11 @@ def test_a_json_file_of_the_expected_structure_is_read(tmp_path):
     assert checks.read_json_file(path, "file", expect=None) == [1, 2]
 
 
+
+
+def test_a_number_read_from_a_tensor_with_its_graph_raises_no_warning():
+    import warnings
+    loss = (torch.ones(1, requires_grad=True) * 2).sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert checks.check_number("loss", loss) == 2.0

@@ -56,7 +56,7 @@ def check_number(name: str, value: object, low: float = 0.0, high: float = math.
     """``value`` as a float if it is a finite real number (Python's, NumPy's, or a one-element tensor)
     in [low, high] (ends excluded where asked); a ValueError naming ``name`` otherwise."""
     if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
-        value = float(value)
+        value = float(value.detach())  # a loss that still carries its graph is fine to read
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
             or value < low or value > high or (open_low and value == low) or (open_high and value == high):
         left, right = "(" if open_low else "[", ")" if open_high else "]"

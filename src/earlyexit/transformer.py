@@ -49,7 +49,7 @@ class LMConfig:
     heads: int = 4
     context: int = 48
     exit_weights: tuple[float, ...] | None = None  # None: 1 for every layer
-    steps: int = 600
+    steps: int = 12000  # the ladder's choice (recipes.lm_ladder): its longest rung, see Chapter 11
     batch_size: int = 32
     lr: float = 5e-3
     seed: int = 0
