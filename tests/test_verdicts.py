@@ -70,6 +70,10 @@ ALLOWED = [
     ("04_joint_loss", "at the best length", "names the rung the rule compares with; both values glued"),
     ("04_joint_loss", "Train until the model stops improving", "the rule, as a takeaway; its length glued"),
     ("11_token_exits", "a tenth of a point of the best", "the training-length rule, defined"),
+    ("06_comparison", "against the most accurate static network of no greater cost",
+     "the primary comparison, defined; its verdict is glued where it is made"),
+    ("06_comparison", "when no other is both cheaper and more accurate", "the Pareto front, defined"),
+    ("06_comparison", "the static network with the best *validation* accuracy", "the rival's rule, defined"),
 ]
 
 
