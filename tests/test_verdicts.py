@@ -67,12 +67,15 @@ ALLOWED = [
     ("10_many_exits", "the most accurate combination", "the definition of a rule, not a result"),
     ("10_many_exits", "the most accurate pair within it", "the definition of a rule, not a result"),
     ("04_joint_loss", "within a tenth of a point of the best length's", "the training-length rule, defined"),
-    ("04_joint_loss", "at the best length", "names the rung the rule compares with; both values glued"),
     ("04_joint_loss", "Train until the model stops improving", "the rule, as a takeaway; its length glued"),
     ("11_token_exits", "a tenth of a point of the best", "the training-length rule, defined"),
-    ("06_comparison", "against the most accurate static network of no greater cost",
+    ("06_comparison", "the most accurate static network of no greater cost",
      "the primary comparison, defined; its verdict is glued where it is made"),
-    ("06_comparison", "when no other is both cheaper and more accurate", "the Pareto front, defined"),
+    ("06_comparison", "both cheaper and more accurate", "the Pareto front, defined"),
+    ("11_token_exits", "at the best length", "names the rung the rule compares with; both values glued"),
+    ("04_joint_loss", "at the best", "names the rung the rule compares with; both values glued"),
+    ("11_token_exits", "The first layer that is not measurably less accurate than the last",
+     "the rule that picks the layer, defined; each layer glued beside it"),
     ("06_comparison", "the static network with the best *validation* accuracy", "the rival's rule, defined"),
 ]
 
