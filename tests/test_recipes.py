@@ -43,6 +43,7 @@ def test_the_recipe_trains_for_the_length_the_shipped_ladder_chooses():
 
 def test_the_language_model_trains_for_the_length_the_shipped_ladder_chooses():
     from pathlib import Path
+
     from earlyexit.recipes import lm_ladder
     from earlyexit.transformer import LMConfig
     shipped = Path(__file__).resolve().parents[1] / "notebooks" / "models"
