@@ -155,7 +155,7 @@ def format_seconds(seconds: float) -> str:
 
 
 # Timing ratios of the same code and weights measured on different CPUs: Chapter 2's loop
-# against the batch was 6.1x on the 2-core Xeon that recorded the book and 4.1x on CI's
+# against the batch was 6.1x on the 2-core Xeon that recorded an earlier run of the book and 4.1x on CI's
 # 2-core machine with AVX-512 (a factor 1.49); Chapter 8's best early exit at batch sizes 1
 # and 256, recorded as 1.65x and 2.92x, measured 1.46-1.61x and 2.37-2.69x on a reviewer's
 # 2-core machine with AVX-512 and AMX (factors up to 1.23). On one machine, an earlier
