@@ -31,7 +31,7 @@ SEED_MAX = 2**63 - 1  # the largest seed every generator the package uses accept
 
 
 def check_seed(name: str, value: object) -> int:
-    """``value`` if it is an int from 0 to :data:`SEED_MAX` (a seed); a ValueError naming ``name`` otherwise."""
+    """``value`` if it is an int from 0 to ``SEED_MAX`` (2**63 - 1) (a seed); a ValueError naming ``name`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
         raise ValueError(f"{name} must be an int >= 0 (a seed, at most 2**63 - 1), got {value!r}")
     return value

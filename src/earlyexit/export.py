@@ -33,7 +33,7 @@ class EarlyExitModule(nn.Module):
 
     ``forward(images) -> (logits, exit_number)``. No input validation inside
     (a graph cannot raise a readable error): validate first, as
-    :func:`run_session` does.
+    :func:`~earlyexit.serving.run_session` does.
     """
 
     output_names = ("logits", "exit_number")

@@ -26,15 +26,20 @@ from .checks import check_number
 from .training import TrainConfig, static_config
 from .transformer import LMConfig
 
+#: The seeds of every model a conclusion rests on.
 SEEDS = (0, 1, 2, 3, 4)
+#: The seeds of each rung of the training-length ladders.
 LADDER_SEEDS = (0, 1)
+#: The CNN ladder's training lengths, in epochs (Chapter 4).
 LADDER_EPOCHS = (1, 2, 4, 6, 8, 12, 16)
+#: The language models' ladder, in steps (Chapter 11).
 LM_LADDER_STEPS = (1500, 3000, 6000, 12000)
-CONVERGED_WITHIN = 0.001  # a tenth of a point of accuracy
+#: Converged means within this of the best length's validation accuracy (a tenth of a point).
+CONVERGED_WITHIN = 0.001
 
-#: Two-block static networks: the forum's (16, 32) and narrower ones with the same shape.
+#: The two-block static networks, the forum's (16, 32) and narrower ones with the same shape.
 STATIC_WIDTHS = ((4, 7), (8, 14), (12, 21), (16, 32))
-#: One-block static networks: a block and its classifier, nothing after it.
+#: The one-block static networks, a block and its classifier, nothing after it.
 ONE_BLOCK_WIDTHS = (8, 16, 32, 64)
 #: The three-block network of Chapters 9 and 10 (each block doubles the channels).
 THREE_BLOCKS = (16, 32, 64)

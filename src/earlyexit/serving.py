@@ -97,7 +97,7 @@ def check_session_io(sess, inputs: tuple[str, ...], outputs: tuple[str, ...], wh
 
 
 def run_session(sess, images: torch.Tensor) -> EarlyExitResult:
-    """Run an exported early-exit session (an :class:`EarlyExitModule` graph) on a batch; results as
+    """Run an exported early-exit session (an :class:`~earlyexit.export.EarlyExitModule` graph) on a batch; results as
     :func:`~earlyexit.inference.route_batch` gives them."""
     check_session_io(sess, ("images",), EarlyExitModule.output_names, "sess")
     check_finite_images(images)
