@@ -9,7 +9,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 # Committed notebooks show no progress bars; a reader's own run (Jupyter, `make lab`) does.
 export EARLYEXIT_PROGRESS ?= 0
 
-.PHONY: book test lint unit nbval nbval-untimed nbval-timed browser data models browser-deps web-deps lab notebooks bench lock clean
+.PHONY: book test lint unit nbval browser data models browser-deps web-deps lab notebooks bench lock clean
 
 # Bytecode is written on first import, for the modules really used, instead of for every file
 # of torch at install time (--no-compile: over a minute less). Where the environment sets
@@ -98,26 +98,13 @@ unit: $(STAMP)
 # outputs (trained models, timings) legitimately differ between machines and are not compared.
 # Every notebook in a fresh kernel, checked against its recorded results; the summary prints
 # each notebook's time (notebooks/conftest.py).
-NBVAL = EARLYEXIT_RESULTS=check $(BIN)/pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider
 nbval: models
-	$(NBVAL) notebooks
-
-# Chapters that time something on the clock must have the machine to themselves; the others
-# may share it. `make test` runs the untimed chapters beside the unit tests, then the timed
-# ones alone.
-TIMED := $(shell grep -l -E 'time_interleaved|measure_speed|compare_runtimes|request_latencies' $(NOTEBOOKS))
-UNTIMED := $(filter-out $(TIMED),$(NOTEBOOKS))
-nbval-untimed: models
-	$(NBVAL) $(UNTIMED)
-nbval-timed: models
-	$(NBVAL) $(TIMED)
+	EARLYEXIT_RESULTS=check $(BIN)/pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
 
 browser: book browser-deps
 	$(BIN)/pytest tests/browser
 
-test: lint models
-	$(MAKE) -j2 -Otarget --no-print-directory unit nbval-untimed
-	$(MAKE) --no-print-directory nbval-timed browser
+test: lint unit nbval browser
 
 # Open the notebooks in JupyterLab (progress bars on).
 lab: data
