@@ -96,7 +96,7 @@ def never_leaving(data) -> dict[str, dict[str, list[float]]]:
     op = book_operating_point(data)
     broken = ThresholdRule(1.0)
     fast = FastEarlyExit(op.model, broken)
-    interval = lambda ratio: [ratio.median, ratio.low, ratio.high]  # noqa: E731
+    interval = lambda ratio: [ratio.estimate, ratio.low, ratio.high]  # noqa: E731
     ch7 = {}
     for b in (1, 256):
         with torch_threads(threads_for(b)):

@@ -13,8 +13,9 @@ from matplotlib.collections import PathCollection  # noqa: E402
 from earlyexit import plots  # noqa: E402
 from earlyexit.evaluation import ExitRecord, collect  # noqa: E402
 from earlyexit.models import EarlyExitCNN  # noqa: E402
+from earlyexit.stats import Interval  # noqa: E402
 from earlyexit.thresholds import search_thresholds, sweep_thresholds  # noqa: E402
-from earlyexit.timing import Ratio, Timing  # noqa: E402
+from earlyexit.timing import Timing  # noqa: E402
 from helpers import sharpened_model  # noqa: E402
 
 CLASSES = [f"c{i}" for i in range(10)]
@@ -90,7 +91,7 @@ def test_timing_figures_stack_layers_and_draw_intervals():
                                 16: {"block 1: conv": timing, "block 1: max-pool": timing}})
     assert [p.get_height() for p in ax.containers[1]] == pytest.approx([10.0, 10.0])
     assert [p.get_y() for p in ax.containers[1]] == pytest.approx([10.0, 10.0])  # stacked on the conv
-    ax = plots.speedup_vs_batch({"early exit": [(1, Ratio((1.1, 1.2, 1.3))), (16, Ratio((1.5, 1.6, 1.7)))]},
+    ax = plots.speedup_vs_batch({"early exit": [(1, Interval(1.2, 1.1, 1.3, 1.0)), (16, Interval(1.6, 1.5, 1.7, 1.0))]},
                                 ideal=[(1, 3.0), (16, 3.0)])
     assert list(ax.lines[0].get_ydata()) == pytest.approx([1.2, 1.6])
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["FLOPs-ideal", "early exit"]

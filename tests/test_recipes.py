@@ -48,3 +48,31 @@ def test_the_language_model_trains_for_the_length_the_shipped_ladder_chooses():
     from earlyexit.transformer import LMConfig
     shipped = Path(__file__).resolve().parents[1] / "notebooks" / "models"
     assert LMConfig().steps == lm_ladder(shipped).converged()
+
+
+def test_the_language_ladder_reads_logs_that_re_evaluating_a_shipped_model_reproduces():
+    # the ladder trusts each training log's validation score: re-derive one from the weights
+    from pathlib import Path
+
+    from earlyexit.checkpoints import load_shipped, read_manifest
+    from earlyexit.text import KINDS, make_splits
+    from earlyexit.transformer import EarlyExitLM, LMConfig, exit_accuracy
+
+    shipped = Path(__file__).resolve().parents[1] / "notebooks" / "models"
+    config = LMConfig(steps=1500, seed=0)
+    entry = read_manifest(shipped).entries[config.name()]
+    model = load_shipped(entry, lambda: EarlyExitLM(config), shipped).model
+    data = make_splits()
+    accuracy = exit_accuracy(model, data.validation, data.validation_kinds, len(KINDS))[:, KINDS.index("answer")]
+    assert accuracy.tolist() == pytest.approx(entry.log["validation_accuracy"]["answer"], abs=1e-4)
+
+
+def test_a_language_ladder_log_without_its_validation_score_is_refused(tmp_path):
+    from earlyexit.recipes import lm_ladder
+    from earlyexit.transformer import LMConfig
+
+    entries = {c.name(): Entry(c.name(), "lm", c.as_json(), log={"loss": [1.0]})  # an older log format
+               for c in ladder_models() if isinstance(c, LMConfig)}
+    write_manifest(Manifest(entries), tmp_path)
+    with pytest.raises(ValueError, match="validation accuracy scored with exit_logits_over"):
+        lm_ladder(tmp_path)

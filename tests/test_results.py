@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from earlyexit.results import ChapterResults, Recorded, ResultOutOfTolerance, compare, load
-from earlyexit.timing import BETWEEN_CPUS, Ratio
+from earlyexit.stats import Interval
+from earlyexit.timing import BETWEEN_CPUS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,13 +79,13 @@ def test_a_measured_speedup_must_not_come_back_as_a_measured_slowdown():
 
 def test_keep_ratio_records_the_interval_and_fails_a_flipped_direction(tmp_path):
     recorder = ChapterResults("97_test", mode="record", folder=tmp_path)
-    recorder.keep_ratio("gain", Ratio((1.9, 2.0, 2.1, 2.0, 2.05, 1.95, 2.0)))
+    recorder.keep_ratio("gain", Interval(2.0, 1.9, 2.1, 1.0))
     stored = json.loads((tmp_path / "97_test.json").read_text())["results"]["gain"]
     assert stored["factor"] is True and stored["tolerance"] == BETWEEN_CPUS and stored["value"] == 2.0
     assert (stored["low"], stored["high"]) == (1.9, 2.1)
     checker = ChapterResults("97_test", mode="check", folder=tmp_path)
     with pytest.raises(ResultOutOfTolerance, match="now measurably slower"):
-        checker.keep_ratio("gain", Ratio((0.85, 0.9, 0.88, 0.87, 0.9, 0.86, 0.89)))
+        checker.keep_ratio("gain", Interval(0.88, 0.85, 0.9, 1.0))
 
 
 def test_keep_seeds_records_the_mean_with_four_spreads(tmp_path):
@@ -186,20 +187,45 @@ def test_a_chapter_name_and_the_shown_scale_are_checked(tmp_path):
         recorder.keep_seeds("a", [0.9, 0.91], 0.01, scale=float("nan"))  # would glue "nan ± nan"
     with pytest.raises(ValueError, match="digits must be an int >= 0"):
         recorder.keep_seeds("a", [0.9, 0.91], 0.01, digits=1.5)
-    with pytest.raises(TypeError, match="ratio must be a Ratio"):
+    with pytest.raises(TypeError, match="ratio must be an Interval"):
         recorder.keep_ratio("b", (1.9, 2.1))
 
 
 def test_a_kept_difference_is_glued_as_its_verdict_and_checked_within_twice_its_width(tmp_path):
-    from earlyexit.stats import Difference
-
     recorder = ChapterResults("99_test", mode="record", folder=tmp_path)
-    recorder.keep_difference("gap", Difference(0.004, 0.001, 0.007, "test"))
+    recorder.keep_difference("gap", Interval(0.004, 0.001, 0.007))
     recorder.glue_text("words", "a sentence")
     recorded = load("99_test", tmp_path)["gap"]
     assert recorded.value == 0.004 and recorded.tolerance == pytest.approx(0.012)
     checker = ChapterResults("99_test", mode="check", folder=tmp_path)
     with pytest.raises(ResultOutOfTolerance):
-        checker.keep_difference("gap", Difference(0.03, 0.02, 0.04, "test"))
-    with pytest.raises(TypeError, match="difference must be a Difference"):
+        checker.keep_difference("gap", Interval(0.03, 0.02, 0.04))
+    with pytest.raises(TypeError, match="difference must be an Interval"):
         checker.keep_difference("other", 0.004)
+
+
+def test_a_target_verdict_fails_when_it_crosses_its_target_on_the_cpu_that_recorded_it(tmp_path):
+    # doctored re-runs of a recorded "met" (2x target): "inside the noise" passes, "missed" fails;
+    # on another CPU only a speedup turned slowdown fails (keep_ratio's check)
+    recorder = ChapterResults("95_test", mode="record", folder=tmp_path)
+    assert recorder.keep_target("target_1", Interval(2.3, 2.1, 2.5, 1.0), 2.0) == "met"
+    recorded = load("95_test", tmp_path)["target_1"]
+    here = recorded.cpu
+    assert recorded.target == 2.0 and here
+    assert compare({"target_1": recorded}, {"target_1": (2.0, 1.8, 2.2)}, cpu=here) == []
+    crossed = compare({"target_1": recorded}, {"target_1": (1.7, 1.6, 1.9)}, cpu=here)
+    assert len(crossed) == 1 and "was met" in crossed[0] and "now missed" in crossed[0]
+    assert compare({"target_1": recorded}, {"target_1": (1.7, 1.6, 1.9)}, cpu="another CPU") == []
+    slower = compare({"target_1": recorded}, {"target_1": (0.95, 0.93, 0.97)}, cpu="another CPU")
+    assert len(slower) == 1 and "now measurably slower" in slower[0]
+    checker = ChapterResults("95_test", mode="check", folder=tmp_path)
+    with pytest.raises(ResultOutOfTolerance, match="now missed"):
+        checker.keep_target("target_1", Interval(1.7, 1.6, 1.9, 1.0), 2.0)
+    missed = ChapterResults("94_test", mode="record", folder=tmp_path)
+    assert missed.keep_target("t", Interval(1.5, 1.4, 1.6, 1.0), 2.0) == "missed"
+    back = load("94_test", tmp_path)["t"]
+    assert "now met" in compare({"t": back}, {"t": (2.3, 2.1, 2.5)}, cpu=back.cpu)[0]  # and the other way round
+    with pytest.raises(ValueError, match="needs a ratio"):
+        missed.keep_target("d", Interval(0.01, 0.0, 0.02), 2.0)
+    with pytest.raises(ValueError, match="CPU that measured it"):
+        Recorded(2.0, 2.5, "timing", factor=True, target=2.0)

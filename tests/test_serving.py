@@ -78,3 +78,20 @@ def test_stage_files_in_swapped_order_are_refused_and_said_so(stage_files):
     server = TwoStageServer(stage_files["first"], stage_files["second"], 0.5)
     logits, exit_number = server(np.zeros((1, 1, 28, 28), np.float32))
     assert logits.shape == (1, 10) and exit_number in (1, 2)
+
+
+def test_the_bootstrap_resamples_requests_not_repeated_measurements_of_one():
+    # doctored: 40 requests timed in two passes; every request's two times agree, so counting
+    # the 80 times as 80 independent requests would make the interval too narrow
+    rng = np.random.default_rng(0)
+    fast = rng.uniform(1e-4, 2e-4, 40)
+    early, full = np.tile(fast, 2), np.tile(fast * rng.uniform(1.2, 1.6, 40), 2)
+    by_request = percentile_ratio(early, full, 50, passes=2)
+    as_if_independent = percentile_ratio(early, full, 50)
+    assert by_request.is_ratio and by_request.direction == -1 and "shorter" in by_request.verdict(
+        above="longer", below="shorter")
+    assert by_request.high / by_request.low > as_if_independent.high / as_if_independent.low
+    summary = latency_summary(early, passes=2)
+    assert summary["p50"].low <= summary["p50"].value <= summary["p50"].high
+    with pytest.raises(ValueError, match="not a whole number of 3 passes"):
+        percentile_ratio(early, full, 50, passes=3)

@@ -8,7 +8,7 @@ import torch
 from scipy import stats as scipy_stats
 
 from earlyexit.stats import (
-    Difference,
+    Interval,
     auroc,
     binomial_se,
     compare_paired_seeds,
@@ -18,6 +18,7 @@ from earlyexit.stats import (
     mean_and_sd,
     proportion,
     seed_tolerance,
+    t_interval,
 )
 
 
@@ -43,7 +44,6 @@ def test_mcnemar_uses_only_the_disagreements():
     result = mcnemar(a, b)
     assert result.estimate == pytest.approx(0.06)
     assert result.p_value == pytest.approx(scipy_stats.binomtest(8, 10, 0.5).pvalue)
-    assert "8 vs 2 disagreements of 100" in result.method
     same = mcnemar(a, a)
     assert same.estimate == 0 and same.p_value == 1.0 and not same.measurable
     with pytest.raises(ValueError, match="same samples"):
@@ -80,9 +80,9 @@ def test_paired_seed_comparison_is_a_t_interval_on_the_differences():
 
 
 def test_verdicts_print_enough_digits_to_read_their_interval():
-    tiny = Difference(-0.0004, -0.0011, 0.0003, "paired t")
+    tiny = Interval(-0.0004, -0.0011, 0.0003)
     assert tiny.verdict(scale=1, unit="") == "no measurable difference (95% CI -0.0011 to +0.0003)"
-    assert Difference(0.0086, 0.0016, 0.0155, "Welch").verdict() == "+0.86 points (95% CI +0.16 to +1.55 points)"
+    assert Interval(0.0086, 0.0016, 0.0155).verdict() == "+0.86 points (95% CI +0.16 to +1.55 points)"
 
 
 def test_a_seed_tolerance_is_a_multiple_of_the_spread_with_a_floor():
@@ -108,18 +108,18 @@ def test_bad_inputs_are_refused_by_name(call, error, message):
 
 
 def test_words_follow_the_verdict_and_flip_with_it():
-    above = Difference(0.02, 0.01, 0.03, "Welch")
-    below = Difference(-0.02, -0.03, -0.01, "Welch")
-    inside = Difference(0.01, -0.01, 0.03, "Welch")
+    above = Interval(0.02, 0.01, 0.03)
+    below = Interval(-0.02, -0.03, -0.01)
+    inside = Interval(0.01, -0.01, 0.03)
     say = ("better", "worse", "no difference")
     assert [d.words(*say) for d in (above, below, inside)] == list(say)
     assert [d.direction for d in (above, below, inside)] == [1, -1, 0]
     # a doctored result whose interval just reaches zero must not be told as a gain
-    assert Difference(0.02, 0.0, 0.04, "Welch").words(*say) == "no difference"
+    assert Interval(0.02, 0.0, 0.04).words(*say) == "no difference"
 
 
 def test_in_words_refuses_a_direction_that_is_not_a_sign():
-    from earlyexit.utils import in_words
+    from earlyexit.stats import in_words
 
     assert in_words(0, "a", "b", "c") == "c"
     with pytest.raises(ValueError, match="direction must be -1, 0 or \\+1"):
@@ -183,3 +183,33 @@ def test_holm_keeps_a_family_of_null_comparisons_from_claiming_differences():
 def test_shapes_and_seeds_that_cannot_be_meant_are_refused_by_name(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()
+
+
+def test_one_interval_type_says_differences_and_ratios_and_where_a_value_lies():
+    speedup = Interval(2.2, 2.1, 2.3, null=1.0)
+    assert speedup.verdict() == "2.20x faster (95% CI 2.10-2.30x)" and str(speedup) == "2.20x (2.10-2.30)"
+    latency = Interval(0.5, 0.4, 0.625, null=1.0)  # a / b below 1: said the other way up
+    assert latency.verdict(above="longer", below="shorter") == "2.00x shorter (95% CI 1.60-2.50x)"
+    assert Interval(1.0, 0.9, 1.2, null=1.0).verdict().startswith("no measurable difference")
+    assert [speedup.where(v) for v in (2.5, 2.2, 1.0)] == ["above", "inside", "below"]
+    assert [speedup.against(t) for t in (2.0, 2.2, 2.4)] == ["met", "inside the noise", "missed"]
+    gap = Interval(0.004, 0.001, 0.007)
+    assert gap.direction == 1 and gap.against(0.0) == "met" and gap.where(0.0) == "below"
+    for bad, message in (((0.1, 0.2, 0.0), "low <= high"), ((1.0, 0.0, 2.0, 1.0), "above 0"),
+                         ((1.0, 0.5, 2.0, 2.0), "null must be 0"), ((math.nan, 0.0, 1.0), "finite")):
+        with pytest.raises(ValueError, match=message):
+            Interval(*bad)
+
+
+def test_a_t_interval_of_ratios_is_a_geometric_mean_and_matches_scipy():
+    ratios = [2.0, 2.2, 1.9, 2.1]
+    result = t_interval(ratios, null=1.0)
+    logs = np.log(ratios)
+    low, high = scipy_stats.t.interval(0.95, 3, loc=logs.mean(), scale=scipy_stats.sem(logs))
+    assert result.estimate == pytest.approx(math.exp(logs.mean()))
+    assert (result.low, result.high) == pytest.approx((math.exp(low), math.exp(high)))
+    assert t_interval([1.5, 1.5, 1.5], null=1.0).low == pytest.approx(1.5)  # no spread: zero width
+    with pytest.raises(ValueError, match="at least two"):
+        t_interval([1.0])
+    with pytest.raises(ValueError, match="> 0"):
+        t_interval([1.0, -1.0], null=1.0)

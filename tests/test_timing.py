@@ -6,9 +6,9 @@ import statistics
 
 import pytest
 
+from earlyexit.stats import Interval
 from earlyexit.timing import (
     BETWEEN_CPUS,
-    Ratio,
     Timing,
     format_seconds,
     median_interval,
@@ -37,10 +37,14 @@ def test_tiny_samples_get_the_full_range():
 def test_time_interleaved_rotates_the_order_and_takes_one_sample_per_round():
     calls = []
     candidates = {name: (lambda name=name: calls.append(name)) for name in "abc"}
-    timings = time_interleaved(candidates, repeats=3, warmup=1)
+    timings = time_interleaved(candidates, repeats=3, warmup=1, blocks=1)
     assert calls[:3] == ["a", "b", "c"]  # warm-up
     assert calls[3:] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
     assert all(len(t.samples) == 3 for t in timings.values())
+    calls.clear()  # in three blocks, each block after the first starts with one unclocked call each
+    timings = time_interleaved(candidates, repeats=3, warmup=0)
+    assert calls == ["a", "b", "c", "a", "b", "c", "b", "c", "a", "a", "b", "c", "c", "a", "b"]
+    assert all(t.blocks == 3 and len(t.samples) == 3 for t in timings.values())
     for bad in ({"repeats": 0}, {"warmup": -1}, {"inner": 1.5}):
         with pytest.raises(ValueError):
             time_interleaved(candidates, **bad)
@@ -50,14 +54,29 @@ def test_speedups_are_per_round_ratios_and_only_called_so_when_the_interval_excl
     baseline = Timing(tuple(2.0 + 0.01 * i for i in range(15)))
     faster = Timing(tuple(1.0 + 0.005 * i for i in range(15)))
     ratio = speedup(baseline, faster)
-    assert ratio.median == pytest.approx(2.0) and ratio.direction == 1 and ratio.verdict().startswith("2.00x faster")
-    same = Ratio(tuple(1.0 + (-1) ** i * 0.05 for i in range(15)))
+    assert ratio.estimate == pytest.approx(2.0) and ratio.direction == 1 and ratio.verdict().startswith("2.00x faster")
+    same = speedup(Timing(tuple(1.0 + (-1) ** i * 0.05 for i in range(15))), Timing((1.0,) * 15))
     assert same.direction == 0 and same.verdict().startswith("no measurable difference")
     slower = speedup(faster, baseline)
     low, high = 1 / slower.high, 1 / slower.low
     assert slower.verdict() == f"2.00x slower (95% CI {low:.2f}-{high:.2f}x)" and 1 < low <= 2 <= high
     with pytest.raises(ValueError, match="same interleaved run"):
         speedup(baseline, Timing((1.0,)))
+
+
+def test_with_three_blocks_the_interval_spans_the_blocks_not_only_the_rounds():
+    # doctored: the rounds alike within a block, the middle block slower (a slow spell of the machine)
+    quiet, slow = [1.0, 1.01, 0.99, 1.0, 1.01], [1.5, 1.51, 1.49, 1.5, 1.51]
+    drifting = Timing(tuple(quiet + slow + quiet), blocks=3)
+    rounds_only = Timing(drifting.samples)  # the same samples as one block
+    assert drifting.high / drifting.low > rounds_only.high / rounds_only.low
+    assert drifting.low <= min(drifting.block_medians()) and drifting.high >= max(drifting.block_medians())
+    steady = Timing(tuple(quiet * 3), blocks=3)
+    assert steady.high / steady.low < 1.05
+    # a speedup whose blocks disagree (2.4x, 1.6x, 2.4x) cannot meet a 2x target, though most rounds do
+    baseline = Timing((2.4,) * 6 + (1.6,) * 3 + (2.4,) * 6, blocks=3)
+    assert speedup(baseline, Timing((1.0,) * 15, blocks=3)).against(2.0) == "inside the noise"
+    assert speedup(Timing(baseline.samples), Timing((1.0,) * 15)).against(2.0) == "met"  # one block: fooled
 
 
 def test_timings_agree_when_their_intervals_overlap_and_scale_per_image():
@@ -72,10 +91,10 @@ def test_format_seconds_picks_a_unit():
 
 
 def test_a_target_is_met_only_when_the_whole_interval_clears_it():
-    assert Ratio((2.1, 2.2, 2.3)).against(2.0) == "met"
-    assert Ratio((1.9, 2.2, 2.3)).against(2.0) == "inside the noise"
-    assert Ratio((1.5, 1.6, 1.9)).against(2.0) == "missed"
-    assert [Ratio(s).direction for s in ((1.1, 1.2), (0.8, 0.9), (0.9, 1.1))] == [1, -1, 0]
+    assert Interval(2.2, 2.1, 2.3, 1.0).against(2.0) == "met"
+    assert Interval(2.2, 1.9, 2.3, 1.0).against(2.0) == "inside the noise"
+    assert Interval(1.6, 1.5, 1.9, 1.0).against(2.0) == "missed"
+    assert [Interval(sum(s) / 2, *s, 1.0).direction for s in ((1.1, 1.2), (0.8, 0.9), (0.9, 1.1))] == [1, -1, 0]
 
 
 def test_ratio_factors_come_from_the_interval_and_the_change_between_cpus():
@@ -91,11 +110,13 @@ def test_ratio_factors_come_from_the_interval_and_the_change_between_cpus():
     (lambda: Timing((1.0, 2.0)).per(-1), "count must be an int >= 1"),
     (lambda: Timing((1.0, 0.0)), "every one > 0"),
     (lambda: Timing((1.0, math.nan)), "samples must hold finite numbers"),
-    (lambda: Ratio(()), "at least one sample"),
+    (lambda: Timing(()), "at least one sample"),
+    (lambda: Timing((1.0, 2.0), blocks=3), "3 blocks need at least as many rounds"),
     (lambda: format_seconds(math.nan), "seconds must be a finite number"),
     (lambda: format_seconds(-1e-3), "seconds must be a finite number >= 0"),
     (lambda: median_interval([1.0, 2.0], level=1.5), r"level must be a finite number in \(0.0, 1.0\)"),
-    (lambda: Ratio((2.0, 2.1)).against(0), "target must be a finite number > 0"),
+    (lambda: Interval(2.05, 2.0, 2.1, 1.0).against(math.nan), "target must be a finite number"),
+    (lambda: Interval(0.5, 0.0, 2.1, 1.0), "ratio's interval must lie above 0"),
 ])
 def test_bad_timing_input_is_refused_by_name(call, message):
     with pytest.raises(ValueError, match=message):
@@ -125,9 +146,9 @@ def test_torch_threads_sets_and_restores_the_count():
 
 def test_ratio_words_follow_the_verdict_so_a_slowdown_is_never_told_as_a_speedup():
     say = ("faster", "slower", "no difference")
-    assert Ratio((2.1, 2.2, 2.3)).words(*say) == "faster"
-    assert Ratio((0.7, 0.8, 0.9)).words(*say) == "slower"  # a doctored slowdown
-    assert Ratio((0.9, 1.0, 1.2)).words(*say) == "no difference"
+    assert Interval(2.2, 2.1, 2.3, 1.0).words(*say) == "faster"
+    assert Interval(0.8, 0.7, 0.9, 1.0).words(*say) == "slower"  # a doctored slowdown
+    assert Interval(1.0, 0.9, 1.2, 1.0).words(*say) == "no difference"
 
 
 def test_a_time_is_shown_in_the_unit_of_its_rounded_value():
@@ -157,3 +178,18 @@ def test_candidates_must_be_named_and_samples_one_per_round():
         median_interval([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     with pytest.raises(ValueError, match=r"samples must be 1-D"):
         Timing(((1.0, 2.0), (3.0, 4.0)))
+
+
+def test_threaded_runs_with_its_own_thread_count_and_restores_the_previous_one():
+    import torch
+
+    from earlyexit.timing import threaded
+
+    before = torch.get_num_threads()
+    seen = []
+    run = threaded(lambda: seen.append(torch.get_num_threads()) or "done", 1)
+    assert run() == "done" and seen == [1] and torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="count must be an int >= 1"):
+        threaded(lambda: None, 0)
+    with pytest.raises(TypeError, match="fn must be a callable"):
+        threaded(3, 1)

@@ -14,7 +14,7 @@ from .evaluation import ExitRecord, collect
 from .exits import ThresholdRule
 from .flops import exit_costs, full_network_flops
 from .models import EarlyExitCNN
-from .stats import Difference, mcnemar
+from .stats import Interval, mcnemar
 from .thresholds import BUDGET_SHARE, ChosenPoint, choose_on_validation
 from .training import TrainConfig, train_cached
 
@@ -34,7 +34,7 @@ class BookOperatingPoint:
     def rule(self) -> ThresholdRule:
         return ThresholdRule(self.chosen.threshold, self.chosen.criterion)
 
-    def accuracy_gap(self) -> Difference:
+    def accuracy_gap(self) -> Interval:
         """Early exit's test accuracy minus the full network's, paired on the same images (McNemar)."""
         leaves = self.test.scores(self.chosen.criterion) > self.chosen.threshold
         early_exit = torch.where(leaves, self.test.correct(1), self.test.correct(2))

@@ -263,13 +263,13 @@ def speedup_vs_batch(series: dict[str, Sequence[tuple[int, object]]], ax: Axes |
                      ideal: Sequence[tuple[int, float]] | None = None) -> Axes:
     """Speedup against batch size, one line per series, with each point's 95% interval as an error bar.
 
-    ``series[name]`` holds ``(batch size, Ratio)`` pairs; ``ideal`` an optional dashed reference.
+    ``series[name]`` holds ``(batch size, Interval)`` pairs (speed ratios); ``ideal`` an optional dashed reference.
     """
     ax = _axes(ax, (7, 4))
     for i, (name, points) in enumerate(series.items()):
         xs = np.array([b for b, _ in points]) * (1 + 0.04 * (i - len(series) / 2))  # side by side
-        med = np.array([r.median for _, r in points])
-        err = np.array([[r.median - r.low for _, r in points], [r.high - r.median for _, r in points]])
+        med = np.array([r.estimate for _, r in points])
+        err = np.array([[r.estimate - r.low for _, r in points], [r.high - r.estimate for _, r in points]])
         ax.errorbar(xs, med, yerr=err, marker="o", capsize=3, label=name)
     if ideal:
         ax.plot([b for b, _ in ideal], [v for _, v in ideal], "k--", label="FLOPs-ideal")

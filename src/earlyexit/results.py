@@ -14,7 +14,9 @@ A chapter keeps each key result with :meth:`ChapterResults.keep`, which
 Tolerances come from measured spreads, with the reason written next to each value:
 :meth:`~ChapterResults.keep_seeds` for a mean over seeds (:func:`earlyexit.stats.seed_tolerance`),
 :meth:`~ChapterResults.keep_ratio` for a speed ratio (:func:`earlyexit.timing.ratio_factor`,
-and a measured speedup must not turn into a measured slowdown).
+and a measured speedup must not turn into a measured slowdown), and
+:meth:`~ChapterResults.keep_target` for a ratio's verdict against a target (on the CPU that
+recorded it, "met" must not come back "missed", nor the other way round).
 Whether the notebooks' outputs come from the current code is :mod:`earlyexit.freshness`'s job.
 """
 
@@ -34,13 +36,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .checks import check_bool, check_int, check_number, check_type, damaged_file, read_json_file
-from .stats import Difference, mean_and_sd, seed_tolerance
-from .timing import Ratio, ratio_factor
+from .stats import Interval, mean_and_sd, seed_tolerance
+from .timing import machine_info, ratio_factor
 from .utils import atomic_write, repo_root
 
 MODES = ("record", "check", "warn", "off")
 SEEDS_WHY = "4 x the spread over the seeds"
 DIFFERENCE_WHY = "a difference: twice its interval's width"
+RATIO_WHY = "timing: this run's interval, widened, and at least the change between CPUs"
+TARGET_WHY = RATIO_WHY + "; on the CPU that recorded it, the verdict must not cross its target"
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,11 @@ class Recorded:
     value may be multiplied or divided by (timing ratios: another CPU scales them). A speed
     ratio also keeps its 95% interval (``low``, ``high``): one recorded as a measured speedup
     must not come back as a measured slowdown, whatever the factor allows, and vice versa.
+
+    A ratio judged against a ``target`` also keeps the ``cpu`` that measured it. Re-checked on
+    that CPU, a verdict that crosses the target (recorded "met", now "missed", or the other way
+    round) fails; "inside the noise" on either side is allowed. On another CPU the target is not
+    checked: another CPU is allowed another verdict, as long as a speedup stays one.
     """
 
     value: float
@@ -59,6 +68,8 @@ class Recorded:
     factor: bool = False
     low: float | None = None
     high: float | None = None
+    target: float | None = None
+    cpu: str | None = None
 
     def __post_init__(self) -> None:
         # A NaN or infinite value or tolerance would let every re-computed value pass: refused here,
@@ -76,9 +87,15 @@ class Recorded:
             low = check_number("low", self.low, 0.0 if self.factor else -math.inf, open_low=self.factor)
             if low > check_number("high", self.high, -math.inf):
                 raise ValueError(f"an interval needs low <= high, got {self.low!r} and {self.high!r}")
+        if self.target is not None:
+            check_number("target", self.target, open_low=True)
+            if self.low is None or not self.factor or not isinstance(self.cpu, str):
+                raise ValueError("a target verdict needs a ratio's interval and the CPU that measured it")
 
-    def problem(self, value: float, low: float | None = None, high: float | None = None) -> str | None:
-        """Why a re-computed ``value`` (with its interval, for a ratio) is not accepted, or None."""
+    def problem(self, value: float, low: float | None = None, high: float | None = None,
+                cpu: str | None = None) -> str | None:
+        """Why a re-computed ``value`` (with its interval, for a ratio, measured on ``cpu``) is not
+        accepted, or None."""
         if not math.isfinite(value):
             return "not a finite number"
         if any(end is not None and not math.isfinite(end) for end in (low, high)):
@@ -95,6 +112,12 @@ class Recorded:
                 said = {1: "faster", -1: "slower"}
                 return f"recorded as measurably {said[was]} (95% CI {self.low:.3g}-{self.high:.3g}), " \
                        f"now measurably {said[now]} (95% CI {low:.3g}-{high:.3g})"
+            if self.target is not None and cpu == self.cpu:
+                was, now = _side(self.low, self.high, self.target), _side(low, high, self.target)
+                if was * now == -1:
+                    said = {1: "met", -1: "missed"}
+                    return f"the {self.target:g}x target was {said[was]} (95% CI {self.low:.3g}-{self.high:.3g}) " \
+                           f"and is now {said[now]} (95% CI {low:.3g}-{high:.3g}) on the same CPU"
         return None
 
 
@@ -102,12 +125,20 @@ def _direction(low: float, high: float) -> int:
     return 1 if low > 1.0 else -1 if high < 1.0 else 0
 
 
+def _side(low: float, high: float, target: float) -> int:
+    """+1 when the interval lies at or above ``target`` (met), -1 below it (missed), else 0:
+    :meth:`~earlyexit.stats.Interval.against`'s verdicts."""
+    return 1 if low >= target else -1 if high < target else 0
+
+
 Measured = float | Sequence[float]  # a value, or a ratio's (median, low, high)
 
 
-def compare(recorded: dict[str, Recorded], current: dict[str, Measured]) -> list[str]:
-    """Every way ``current`` disagrees with ``recorded``: a missing key, a value outside its
-    tolerance, or a speed ratio whose measured direction flipped."""
+def compare(recorded: dict[str, Recorded], current: dict[str, Measured], cpu: str | None = None) -> list[str]:
+    """Every way ``current`` (measured on ``cpu``, by default this machine's) disagrees with
+    ``recorded``: a missing key, a value outside its tolerance, a speed ratio whose measured
+    direction flipped, or a target verdict that crossed its target on the CPU that recorded it."""
+    cpu = machine_info()["cpu"] if cpu is None else cpu
     problems = []
     for key, measured in current.items():
         if key not in recorded:
@@ -115,7 +146,7 @@ def compare(recorded: dict[str, Recorded], current: dict[str, Measured]) -> list
             continue
         value, low, high = _measured(key, measured)
         expected = recorded[key]
-        problem = expected.problem(float(value), low, high)
+        problem = expected.problem(float(value), low, high, cpu)
         if problem:
             problems.append(f"{key}: {value:.6g} now, {expected.value:.6g} recorded; {problem} ({expected.why})")
     return problems
@@ -141,7 +172,7 @@ def results_dir() -> Path:
 
 
 RESULTS_FILE = "results file"
-REQUIRED, OPTIONAL = ("value", "tolerance", "why"), ("factor", "low", "high")
+REQUIRED, OPTIONAL = ("value", "tolerance", "why"), ("factor", "low", "high", "target", "cpu")
 
 
 def read_results(path: Path) -> dict:
@@ -209,11 +240,13 @@ class ChapterResults:
             warnings.warn(f"no recorded results in {self.path}: nothing to compare with", stacklevel=2)
 
     def keep(self, key: str, value: float, tolerance: float, why: str, text: str | None = None,
-             factor: bool = False, interval: tuple[float, float] | None = None) -> None:
+             factor: bool = False, interval: tuple[float, float] | None = None,
+             target: float | None = None) -> None:
         """Glue ``text`` (default: the value) under ``key``; record or check ``value`` within ``tolerance``.
 
         With ``factor``, ``tolerance`` is a factor >= 1 rather than a difference (see :class:`Recorded`);
-        ``interval`` is a ratio's 95% interval, checked for a flipped direction.
+        ``interval`` is a ratio's 95% interval, checked for a flipped direction; with ``target``, its
+        verdict against the target is checked too, on the CPU that recorded it (see :class:`Recorded`).
         """
         if not isinstance(key, str) or not key:
             raise ValueError(f"key must be a non-empty string, got {key!r}")
@@ -222,7 +255,7 @@ class ChapterResults:
         low, high = interval if interval is not None else (None, None)
         try:
             kept = Recorded(check_number("value", value, -math.inf), check_number("tolerance", tolerance, -math.inf),
-                            why, factor, low, high)
+                            why, factor, low, high, target, None if target is None else machine_info()["cpu"])
         except ValueError as error:
             raise ValueError(f"{key}: {error}") from None
         if key in self.kept:
@@ -239,13 +272,27 @@ class ChapterResults:
             for problem in problems:
                 print(f"note: {problem}", file=sys.stderr)
 
-    def keep_ratio(self, key: str, ratio: Ratio, text: str | None = None,
-                   why: str = "timing: this run's interval, widened, and at least the change between CPUs") -> None:
+    def keep_ratio(self, key: str, ratio: Interval, text: str | None = None, why: str = RATIO_WHY) -> None:
         """Keep a measured speed ratio, glued as its verdict, checked within :func:`~earlyexit.timing.ratio_factor`
         and for its direction."""
-        check_type("ratio", ratio, Ratio, "a Ratio (earlyexit.timing.speedup)")
-        self.keep(key, ratio.median, ratio_factor(ratio.low, ratio.high), why,
+        check_type("ratio", ratio, Interval, "an Interval (earlyexit.timing.speedup)")
+        if not ratio.is_ratio:
+            raise ValueError(f"{key}: keep_ratio needs a ratio (an Interval with null 1), got a difference")
+        self.keep(key, ratio.estimate, ratio_factor(ratio.low, ratio.high), why,
                   text=ratio.verdict() if text is None else text, factor=True, interval=(ratio.low, ratio.high))
+
+    def keep_target(self, key: str, ratio: Interval, target: float) -> str:
+        """Keep whether a speed ratio meets ``target``: glued as "met", "missed" or "inside the noise"
+        (:meth:`~earlyexit.stats.Interval.against`), and returned. A re-check on the CPU that
+        recorded it fails when the verdict crosses the target; on any CPU, when the speedup
+        turns into a slowdown."""
+        check_type("ratio", ratio, Interval, "an Interval (earlyexit.timing.speedup)")
+        if not ratio.is_ratio:
+            raise ValueError(f"{key}: keep_target needs a ratio (an Interval with null 1), got a difference")
+        status = ratio.against(target)
+        self.keep(key, ratio.estimate, ratio_factor(ratio.low, ratio.high), TARGET_WHY, text=status,
+                  factor=True, interval=(ratio.low, ratio.high), target=target)
+        return status
 
     def keep_seeds(self, key: str, values: Sequence[float], floor: float, text: str | None = None,
                    scale: float = 100.0, digits: int = 2) -> None:
@@ -256,11 +303,13 @@ class ChapterResults:
         shown = f"{mean * scale:.{digits}f} ± {sd * scale:.{digits}f}" if text is None else text
         self.keep(key, mean, seed_tolerance(values, floor=floor), SEEDS_WHY, text=shown)
 
-    def keep_difference(self, key: str, difference: Difference, floor: float = 0.01, scale: float = 100.0,
+    def keep_difference(self, key: str, difference: Interval, floor: float = 0.01, scale: float = 100.0,
                         unit: str = " points") -> None:
         """Keep a difference, glued as its verdict (``difference.verdict(scale, unit)``), checked within
         twice its interval's width (at least ``floor``): a re-run moves the estimate by less than that."""
-        check_type("difference", difference, Difference, "a Difference (earlyexit.stats)")
+        check_type("difference", difference, Interval, "an Interval (earlyexit.stats)")
+        if difference.is_ratio:
+            raise ValueError(f"{key}: keep_difference needs a difference (an Interval with null 0), got a ratio")
         floor = check_number("floor", floor)
         self.keep(key, difference.estimate, max(2 * (difference.high - difference.low), floor),
                   DIFFERENCE_WHY, text=difference.verdict(scale, unit))

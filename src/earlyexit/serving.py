@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import stats
 
 from .checks import (
     check_bool,
@@ -44,6 +45,7 @@ from .exits import check_threshold
 from .export import EarlyExitModule
 from .inference import EarlyExitResult, check_finite_images
 from .models import IMAGE_SHAPE
+from .stats import LEVEL, Interval
 
 ONE_IMAGE = (1, *IMAGE_SHAPE)
 
@@ -295,19 +297,41 @@ def check_latencies(name: str, values: object, minimum: int = 1) -> np.ndarray:
     return times
 
 
+def _requests(name: str, values: np.ndarray, passes: int) -> np.ndarray:
+    """``passes`` rounds of the same requests, in order, as a (passes, requests) array."""
+    passes = check_int("passes", passes)
+    if len(values) % passes:
+        raise ValueError(f"{name} holds {len(values)} times, not a whole number of {passes} passes")
+    return values.reshape(passes, -1)
+
+
+def _bootstrap(statistic: Callable[[np.ndarray], float], requests: int, resamples: int,
+               seed: int) -> tuple[float, float]:
+    """95% percentile-bootstrap interval (scipy) of ``statistic(rows)`` over requests drawn with replacement."""
+    result = stats.bootstrap((np.arange(requests),), statistic, n_resamples=check_int("resamples", resamples),
+                             vectorized=False, method="percentile", confidence_level=LEVEL,
+                             random_state=np.random.default_rng(check_seed("seed", seed)))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 def latency_summary(latencies: np.ndarray, qs: Sequence[float] = (50, 90, 99), resamples: int = 1000,
-                    seed: int = 0) -> dict[str, Percentile | float]:
+                    seed: int = 0, passes: int = 1) -> dict[str, Percentile | float]:
     """Percentiles (with 95% bootstrap intervals over requests), the mean and the maximum of one server's
-    latencies (at least two, each > 0 seconds: :func:`check_latencies`)."""
+    latencies (at least two, each > 0 seconds: :func:`check_latencies`).
+
+    With ``passes`` > 1 the latencies are that many rounds of the same requests, in order (as
+    :func:`request_latencies` returns them): the bootstrap draws requests, each with its times
+    from every pass, since two measurements of one request are not two independent requests.
+    """
     values = check_latencies("latencies", latencies, 2)
+    by_request = _requests("latencies", values, passes)
     for q in qs:
         check_number("q", q, 0.0, 100.0)
-    draws = np.random.default_rng(check_seed("seed", seed)).choice(
-        values, size=(check_int("resamples", resamples), len(values)))
     summary: dict[str, Percentile | float] = {}
     for q in qs:
-        low, high = np.percentile(np.percentile(draws, q, axis=1), [2.5, 97.5])
-        summary[f"p{q:g}"] = Percentile(q, float(np.percentile(values, q)), float(low), float(high))
+        low, high = _bootstrap(lambda rows, q=q: np.percentile(by_request[:, rows], q), by_request.shape[1],
+                               resamples, seed)
+        summary[f"p{q:g}"] = Percentile(q, float(np.percentile(values, q)), low, high)
     summary["mean"], summary["max"] = float(values.mean()), float(values.max())
     return summary
 
@@ -333,35 +357,22 @@ def simulate_queue(service_times: np.ndarray, rate: float, requests: int = 20000
     return finish - arrivals
 
 
-@dataclass(frozen=True)
-class PercentileRatio:
-    """The q-th percentile of one server's latencies over another's, with a 95% paired bootstrap interval."""
-
-    q: float
-    ratio: float
-    low: float
-    high: float
-
-    def verdict(self) -> str:
-        """"2.30x shorter (95% CI ...)", "1.20x longer (95% CI ...)" or "no measurable difference (...)"."""
-        if self.high < 1:
-            return f"{1 / self.ratio:.2f}x shorter (95% CI {1 / self.high:.2f}-{1 / self.low:.2f}x)"
-        if self.low > 1:
-            return f"{self.ratio:.2f}x longer (95% CI {self.low:.2f}-{self.high:.2f}x)"
-        return f"no measurable difference (95% CI {self.low:.2f}-{self.high:.2f}x)"
-
-
-def percentile_ratio(a: np.ndarray, b: np.ndarray, q: float, resamples: int = 1000,
-                     seed: int = 0) -> PercentileRatio:
+def percentile_ratio(a: np.ndarray, b: np.ndarray, q: float, resamples: int = 1000, seed: int = 0,
+                     passes: int = 1) -> Interval:
     """The q-th percentile of latencies ``a`` over that of ``b``, for requests served in pairs
-    (request i went to both servers): a paired bootstrap over requests gives the 95% interval.
-    Both hold the same number of times, at least two, each > 0 (:func:`check_latencies`)."""
+    (request i went to both servers), as a ratio :class:`~earlyexit.stats.Interval`: a paired
+    percentile bootstrap over requests (scipy) gives the 95% interval. With ``passes`` > 1, both
+    hold that many rounds of the same requests (see :func:`latency_summary`). Both hold the same
+    number of times, at least two, each > 0 (:func:`check_latencies`). Its verdict says
+    "shorter" or "longer": ``ratio.verdict(above="longer", below="shorter")``."""
     a, b = check_latencies("a", a, 2), check_latencies("b", b, 2)
     if len(a) != len(b):
         raise ValueError(f"need the same requests on both sides (at least two), got {len(a)} and {len(b)}")
     q = check_number("q", q, 0.0, 100.0)
-    rows = np.random.default_rng(check_seed("seed", seed)).integers(
-        0, len(a), (check_int("resamples", resamples), len(a)))
-    ratios = np.percentile(a[rows], q, axis=1) / np.percentile(b[rows], q, axis=1)
-    low, high = np.percentile(ratios, [2.5, 97.5])
-    return PercentileRatio(q, float(np.percentile(a, q) / np.percentile(b, q)), float(low), float(high))
+    a2, b2 = _requests("a", a, passes), _requests("b", b, passes)
+
+    def ratio(rows: np.ndarray) -> float:
+        return float(np.percentile(a2[:, rows], q) / np.percentile(b2[:, rows], q))
+
+    low, high = _bootstrap(ratio, a2.shape[1], resamples, seed)
+    return Interval(float(np.percentile(a, q) / np.percentile(b, q)), low, high, 1.0)

@@ -31,7 +31,8 @@ from .fast import FastEarlyExit
 from .inference import EarlyExitResult, compute_all_then_mask, model_stages, route_batch
 from .models import EarlyExitCNN, check_model
 from .report import Table, table
-from .timing import Ratio, Timing, speedup, time_interleaved
+from .stats import Interval
+from .timing import Timing, speedup, time_interleaved
 
 BATCH_SIZES = (1, 16, 256, 1024)  # one image, a small server batch, a large one, beyond the cache
 MIN_TIMED_IMAGES = 256  # fewer images per round give an unstable exit share
@@ -125,17 +126,17 @@ class SpeedRow:
         return 1.0 - self.reach[-1]
 
     @property
-    def measured(self) -> Ratio:
+    def measured(self) -> Interval:
         """Speedup of early exit (routing) over the full network, with its interval."""
         return speedup(self.full, self.early_exit)
 
     @property
-    def masked_speedup(self) -> Ratio:
+    def masked_speedup(self) -> Interval:
         """Speedup of computing everything then masking over the full network."""
         return speedup(self.full, self.masked)
 
     @property
-    def versus_estimate(self) -> Ratio:
+    def versus_estimate(self) -> Interval:
         """How the measured early exit compares with the stage-sum estimate. Above 1, routing ran
         faster than the estimate; below 1, gathering, scattering and deciding cost time the
         estimate leaves out."""
@@ -145,10 +146,10 @@ class SpeedRow:
     def stage_sum(self) -> Timing:
         """Each round's stage-sum estimate, every stage's time weighted by the share reaching it."""
         rounds = zip(*(stage.samples for stage in self.stages))
-        return Timing(tuple(sum(r * t for r, t in zip(self.reach, times)) for times in rounds))
+        return Timing(tuple(sum(r * t for r, t in zip(self.reach, times)) for times in rounds), self.full.blocks)
 
     @property
-    def stage_sum_speedup(self) -> Ratio:
+    def stage_sum_speedup(self) -> Interval:
         return speedup(self.full, self.stage_sum)
 
 
@@ -159,7 +160,7 @@ def speed_table(rows: list[SpeedRow]) -> Table:
                   "stage-sum estimate", "FLOPs-ideal"],
                  [[r.batch_size, f"{r.exit_fraction:.1%}", f"{r.full.median * 1e6:.1f}",
                    f"{r.early_exit.median * 1e6:.1f}", r.measured.verdict(),
-                   f"{r.stage_sum_speedup.median:.2f}x", f"{r.flops_ideal:.2f}x"] for r in rows])
+                   f"{r.stage_sum_speedup.estimate:.2f}x", f"{r.flops_ideal:.2f}x"] for r in rows])
 
 
 def _over(fn: Callable[[torch.Tensor], object], inputs: list[torch.Tensor], mode: Callable[[], object]):
@@ -314,33 +315,38 @@ def session_candidates(paths: dict[str, object], threads: tuple[int, ...] = (1, 
 
 @dataclass(frozen=True)
 class RuntimeRow:
-    """Every candidate's time per image at one batch size, from one interleaved run."""
+    """Every candidate's time per image at one batch size, from one interleaved run, and the
+    fastest of each kind as a separate, earlier run chose them (``chosen[kind]``)."""
 
     batch_size: int
     timings: dict[str, Timing]
     kinds: dict[str, str]
     exit_fraction: float  # share of the timed images leaving early
     flops_ideal: float  # for the timed images
+    chosen: dict[str, str]
 
     def fastest(self, kind: str) -> str:
-        """The name of the fastest candidate of ``kind`` (by median)."""
-        names = [n for n, k in self.kinds.items() if k == kind]
-        if not names:
-            raise ValueError(f"kind must be one of {sorted(set(self.kinds.values()))}, got {kind!r}")
-        return min(names, key=lambda n: self.timings[n].median)
+        """The name of the candidate of ``kind`` chosen as the fastest (by median, in the choosing run)."""
+        if kind not in self.chosen:
+            raise ValueError(f"kind must be one of {sorted(self.chosen)}, got {kind!r}")
+        return self.chosen[kind]
 
     @property
-    def speedup(self) -> Ratio:
-        """The fastest early exit against the fastest full network (per-round ratios, 95% interval)."""
+    def speedup(self) -> Interval:
+        """The fastest early exit against the fastest full network (chosen in the choosing run,
+        timed in this one: per-round ratios, 95% interval over the blocks)."""
         return speedup(self.timings[self.fastest(FULL)], self.timings[self.fastest(EARLY_EXIT)])
 
 
 def compare_runtimes(candidates: list[Candidate], images: torch.Tensor, batch_size: int,
                      exit_number: Callable[[torch.Tensor], torch.Tensor], exit_costs: tuple[float, ...],
-                     full_flops: float, repeats: int = 11, warmup: int = 1) -> RuntimeRow:
+                     full_flops: float, repeats: int = 12, warmup: int = 1, choosing: int = 3) -> RuntimeRow:
     """Time every candidate on ``images`` in batches of ``batch_size``, interleaved; per image.
 
-    One warm-up call each, as in :func:`measure_speed`.
+    A first run of ``choosing`` rounds picks the fastest candidate of each kind (by median);
+    a second run of ``repeats`` rounds, in blocks (:func:`~earlyexit.timing.time_interleaved`),
+    times them all: a winner picked in the run that judges it would be flattered by its own
+    luck. One warm-up call each, as in :func:`measure_speed`.
 
     ``exit_number(batch)`` gives each image's exit (to report the timed images' exit share and
     FLOPs-ideal). Torch's thread count is restored afterwards.
@@ -358,14 +364,19 @@ def compare_runtimes(candidates: list[Candidate], images: torch.Tensor, batch_si
     batches = full_batches(images, batch_size)
     n = sum(len(b) for b in batches)
     threads = torch.get_num_threads()
+    runs = {c.name: c.over(batches) for c in candidates}
     try:
-        timings = time_interleaved({c.name: c.over(batches) for c in candidates}, repeats, warmup)
+        first = time_interleaved(runs, check_int("choosing", choosing), warmup, blocks=1)
+        timings = time_interleaved(runs, repeats, 0)
     finally:
         torch.set_num_threads(threads)
+    kinds = {c.name: c.kind for c in candidates}
+    chosen = {kind: min((n for n in names if kinds[n] == kind), key=lambda n: first[n].median)
+              for kind in (FULL, EARLY_EXIT)}
     exits = torch.cat([exit_number(b) for b in batches])
-    return RuntimeRow(batch_size, {name: t.per(n) for name, t in timings.items()},
-                      {c.name: c.kind for c in candidates}, float((exits < len(exit_costs)).double().mean()),
-                      full_flops / expected_flops(exits, exit_costs))
+    return RuntimeRow(batch_size, {name: t.per(n) for name, t in timings.items()}, kinds,
+                      float((exits < len(exit_costs)).double().mean()),
+                      full_flops / expected_flops(exits, exit_costs), chosen)
 
 
 def runtime_table(rows: list[RuntimeRow]) -> Table:

@@ -10,8 +10,10 @@ Two kinds of noise hide in every accuracy the book reports:
   get right or both get wrong: :func:`mcnemar` (exact test on the disagreements, with an
   interval for the difference).
 
-A difference is reported as one only when its 95% interval excludes 0; otherwise the book
-says "no measurable difference". :func:`seed_tolerance` turns a spread over seeds into how
+Every comparison is an :class:`Interval` (a difference, or a ratio such as a speedup): one
+type, whose verdict words, direction and target verdicts are written once. A difference is
+reported as one only when its 95% interval excludes 0 (a ratio: 1); otherwise the book says
+"no measurable difference". :func:`seed_tolerance` turns a spread over seeds into how
 far a re-run on another machine may move a recorded result.
 
 A **proportion** (the share of images one exit gets right, of tokens one layer predicts)
@@ -31,9 +33,15 @@ import torch
 from scipy import stats as scipy_stats
 
 from .checks import check_finite, check_flags, check_int, check_number
-from .utils import in_words
 
 LEVEL = 0.95
+
+
+def in_words(direction: int, above: str, below: str, neither: str) -> str:
+    """``above`` for a measured +1, ``below`` for -1, ``neither`` for 0 (inside the noise)."""
+    if direction not in (-1, 0, 1):
+        raise ValueError(f"direction must be -1, 0 or +1, got {direction!r}")
+    return {1: above, -1: below, 0: neither}[direction]
 
 
 def _listed(values: object) -> object:
@@ -96,73 +104,142 @@ def _level_text(level: float) -> str:
 
 
 @dataclass(frozen=True)
-class Difference:
-    """An estimated difference a - b with its interval (at ``level``), and how it was obtained."""
+class Interval:
+    """An estimate with its interval at ``level``: the book's one type for a comparison.
+
+    ``null`` is the value that means "no difference": 0 for a difference a - b (accuracy
+    points, seconds), 1 for a ratio a / b (a speedup, a latency over another). Every verdict
+    the book prints or glues comes from here: :attr:`direction` (which side of ``null`` the
+    whole interval lies on), :meth:`verdict` (the words with the numbers), :meth:`words`
+    (a sentence chosen by the direction), :meth:`against` (a target met, missed, or inside
+    the noise) and :meth:`where` (a value above, inside or below the interval).
+    """
 
     estimate: float
     low: float
     high: float
-    method: str
-    p_value: float | None = None
+    null: float = 0.0
     level: float = LEVEL
+    p_value: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("estimate", "low", "high"):
+            check_number(name, getattr(self, name), -math.inf)
+        if self.low > self.high:
+            raise ValueError(f"an interval needs low <= high, got {self.low!r} and {self.high!r}")
+        if self.null not in (0.0, 1.0):
+            raise ValueError(f"null must be 0 (a difference) or 1 (a ratio), got {self.null!r}")
+        if self.is_ratio and not self.low > 0:
+            raise ValueError(f"a ratio's interval must lie above 0, got {self.low!r} to {self.high!r}")
+        _level(self.level)
 
     @property
-    def measurable(self) -> bool:
-        return self.low > 0 or self.high < 0
+    def is_ratio(self) -> bool:
+        return self.null == 1.0
 
     @property
     def direction(self) -> int:
-        """+1 when the whole interval is above zero, -1 when below, 0 when it contains zero."""
-        return 1 if self.low > 0 else -1 if self.high < 0 else 0
+        """+1 when the whole interval lies above ``null``, -1 when below, 0 when it contains it."""
+        return 1 if self.low > self.null else -1 if self.high < self.null else 0
+
+    @property
+    def measurable(self) -> bool:
+        return self.direction != 0
 
     def words(self, above: str, below: str, neither: str) -> str:
         """The sentence that matches this verdict: prose that follows the measurement on any machine."""
         return in_words(self.direction, above, below, neither)
 
-    def verdict(self, scale: float = 100.0, unit: str = " points") -> str:
-        """"+0.42 points (95% CI +0.10 to +0.74 points)" or "no measurable difference (95% CI -0.10 to
-        +0.30 points)". Enough decimals that the interval's width shows two significant digits."""
+    def against(self, target: float) -> str:
+        """"met" when the whole interval lies at or above ``target``, "missed" when it lies below,
+        "inside the noise" when it straddles it (another run may land on either side)."""
+        target = check_number("target", target, -math.inf)
+        return "met" if self.low >= target else "missed" if self.high < target else "inside the noise"
+
+    def where(self, value: float) -> str:
+        """Where ``value`` lies against the interval: "above", "below" or "inside"."""
+        value = check_number("value", value, -math.inf)
+        return "above" if value > self.high else "below" if value < self.low else "inside"
+
+    def verdict(self, scale: float = 100.0, unit: str = " points", above: str = "faster",
+                below: str = "slower") -> str:
+        """The estimate in words with its interval.
+
+        A difference: "+0.42 points (95% CI +0.10 to +0.74 points)" or "no measurable difference
+        (95% CI -0.10 to +0.30 points)", with enough decimals that the interval's width shows two
+        significant digits. A ratio: "1.85x faster (95% CI 1.71-1.98x)", "1.30x slower (95% CI
+        1.10-1.50x)" (a ratio below 1 is said the other way up), or "no measurable difference".
+        """
+        level = _level_text(self.level)
+        if self.is_ratio:
+            if self.direction > 0:
+                return f"{self.estimate:.2f}x {above} ({level} CI {self.low:.2f}-{self.high:.2f}x)"
+            if self.direction < 0:
+                return f"{1 / self.estimate:.2f}x {below} ({level} CI {1 / self.high:.2f}-{1 / self.low:.2f}x)"
+            return f"no measurable difference ({level} CI {self.low:.2f}-{self.high:.2f}x)"
         width = (self.high - self.low) * abs(scale)
         digits = 2 if width <= 0 else max(2, 1 - math.floor(math.log10(width)))
         bounds = f"{self.low * scale:+.{digits}f} to {self.high * scale:+.{digits}f}{unit}"
-        interval = f"{_level_text(self.level)} CI {bounds}"
         if self.measurable:
-            return f"{self.estimate * scale:+.{digits}f}{unit} ({interval})"
-        return f"no measurable difference ({interval})"
+            return f"{self.estimate * scale:+.{digits}f}{unit} ({level} CI {bounds})"
+        return f"no measurable difference ({level} CI {bounds})"
+
+    def __str__(self) -> str:
+        if self.is_ratio:
+            return f"{self.estimate:.2f}x ({self.low:.2f}-{self.high:.2f})"
+        return self.verdict()
 
 
-def compare_seeds(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Difference:
-    """mean(a) - mean(b) over independently seeded runs, with Welch's t interval."""
+def _no_spread(estimate: float, level: float, null: float = 0.0) -> Interval:
+    """Identical values on every run: a zero-width interval (scipy's t would divide by zero)."""
+    return Interval(estimate, estimate, estimate, null, level, 1.0 if estimate == null else 0.0)
+
+
+def t_interval(values: Sequence[float], level: float = LEVEL, null: float = 0.0) -> Interval:
+    """The mean of ``values`` (at least two) with its one-sample t interval (scipy). For
+    ``null`` = 1 the values are ratios, averaged on a log scale: a geometric mean and its interval."""
+    level = _level(level)
+    data = check_finite("values", _listed(values), ndim=1).double()
+    if len(data) < 2:
+        raise ValueError(f"a t interval needs at least two values, got {len(data)}")
+    if null == 1.0:
+        if not bool((data > 0).all()):
+            raise ValueError(f"ratios must all be > 0, got {data.tolist()}")
+        data = data.log()
+    if float(data.std()) == 0:
+        result = _no_spread(float(data[0]), level)
+    else:
+        test = scipy_stats.ttest_1samp(data.numpy(), 0.0)
+        ci = test.confidence_interval(level)
+        result = Interval(float(data.mean()), float(ci.low), float(ci.high), 0.0, level, float(test.pvalue))
+    if null == 1.0:
+        return Interval(math.exp(result.estimate), math.exp(result.low), math.exp(result.high), 1.0, level,
+                        result.p_value)
+    return result
+
+
+def compare_seeds(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Interval:
+    """mean(a) - mean(b) over independently seeded runs, with Welch's t interval (scipy)."""
     level = _level(level)
     a, b = check_finite("a", _listed(a), ndim=1).tolist(), check_finite("b", _listed(b), ndim=1).tolist()
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"compare_seeds needs at least two runs on each side, got {len(a)} and {len(b)}")
-    (ma, sa), (mb, sb) = mean_and_sd(a), mean_and_sd(b)
-    va, vb = sa**2 / len(a), sb**2 / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return Difference(ma - mb, ma - mb, ma - mb, "Welch t (no spread)", level=level)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = float(scipy_stats.t.ppf(0.5 + level / 2, df)) * se
-    p = float(2 * scipy_stats.t.sf(abs(ma - mb) / se, df))
-    return Difference(ma - mb, ma - mb - half, ma - mb + half, f"Welch t, {len(a)} and {len(b)} seeds", p, level)
+    estimate = mean_and_sd(a)[0] - mean_and_sd(b)[0]
+    if mean_and_sd(a)[1] == 0 and mean_and_sd(b)[1] == 0:
+        return _no_spread(estimate, level)
+    test = scipy_stats.ttest_ind(a, b, equal_var=False)
+    ci = test.confidence_interval(level)
+    return Interval(estimate, float(ci.low), float(ci.high), 0.0, level, float(test.pvalue))
 
 
-def compare_paired_seeds(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Difference:
+def compare_paired_seeds(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Interval:
     """mean(a - b) when a[i] and b[i] come from the same seed (the same model, two settings): t interval."""
     level = _level(level)
     a, b = check_finite("a", _listed(a), ndim=1).tolist(), check_finite("b", _listed(b), ndim=1).tolist()
     if len(a) != len(b) or len(a) < 2:
         raise ValueError(f"compare_paired_seeds needs the same seeds on both sides, at least two; "
                          f"got {len(a)} and {len(b)}")
-    diffs = [x - y for x, y in zip(a, b)]
-    mean, sd = mean_and_sd(diffs)
-    if sd == 0:
-        return Difference(mean, mean, mean, f"paired t over {len(a)} seeds (no spread)", level=level)
-    se = sd / math.sqrt(len(diffs))
-    half = float(scipy_stats.t.ppf(0.5 + level / 2, len(diffs) - 1)) * se
-    p = float(2 * scipy_stats.t.sf(abs(mean) / se, len(diffs) - 1))
-    return Difference(mean, mean - half, mean + half, f"paired t over {len(a)} seeds", p, level)
+    return t_interval([x - y for x, y in zip(a, b)], level)
 
 
 def _paired(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,7 +249,7 @@ def _paired(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return a, b
 
 
-def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor, level: float = LEVEL) -> Difference:
+def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor, level: float = LEVEL) -> Interval:
     """Accuracy of a minus accuracy of b on the same samples: exact McNemar test, with a Wald interval.
 
     Only the samples where exactly one of the two is right carry information: under "no
@@ -188,8 +265,7 @@ def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor, level: float = LEV
     # variance of the paired difference of two proportions
     var = (only_a + only_b - (only_a - only_b) ** 2 / n) / n**2
     half = _z(level) * math.sqrt(max(var, 0.0))
-    return Difference(estimate, estimate - half, estimate + half,
-                      f"McNemar, {only_a} vs {only_b} disagreements of {n}", p, level)
+    return Interval(estimate, estimate - half, estimate + half, 0.0, level, p)
 
 
 def binomial_se(p: float, n: int) -> float:
@@ -230,7 +306,7 @@ def seed_tolerance(values: Sequence[float], factor: float = 4.0, floor: float = 
     return max(factor * mean_and_sd(values)[1], check_number("floor", floor))
 
 
-def holm(comparisons: dict[str, Callable[[float], Difference]], level: float = LEVEL) -> dict[str, Difference]:
+def holm(comparisons: dict[str, Callable[[float], Interval]], level: float = LEVEL) -> dict[str, Interval]:
     """Run a family of comparisons with Holm's step-down correction, as intervals.
 
     Each comparison is a function of the confidence level. All are first run at ``level`` for

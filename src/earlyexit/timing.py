@@ -4,13 +4,16 @@
   allocate memory, pick kernels, fill caches).
 * **Interleaving**: candidates run round-robin (A, B, C, then B, C, A, ...: the order rotates
   every round), so a slow spell of a shared machine hits all of them alike.
-* **Repeats and intervals**: each candidate gets one sample per round. We report the median
-  with a distribution-free 95% confidence interval (order statistics of the binomial), and a
-  speedup as the median of the per-round ratios, with the same kind of interval: the two
-  calls of one round ran seconds apart, so their ratio cancels most of the machine's drift.
-* **Verdicts**: a speedup is called one only when its interval excludes 1.0; otherwise
-  "no measurable difference". A target (say 2x) is met only when the whole interval lies
-  above it (:meth:`Ratio.against`).
+* **Repeats, blocks and intervals**: each candidate gets one sample per round, and the
+  rounds run in blocks (:data:`BLOCKS`, three by default). A speedup is built from per-round
+  ratios (the two calls of one round ran seconds apart, which cancels most of the machine's
+  drift); each block's median ratio is one repetition, and the interval is a t interval over
+  the blocks (on a log scale). A machine's slow spells last seconds to minutes, so one run's
+  rounds are not independent: an interval from the rounds alone comes out narrower than the
+  change between two runs of a chapter. The blocks' spread is part of the interval.
+* **Verdicts** (:class:`~earlyexit.stats.Interval`): a speedup is called one only when its
+  interval excludes 1.0; otherwise "no measurable difference". A target (say 2x) is met only
+  when the whole interval lies above it (:meth:`~earlyexit.stats.Interval.against`).
 * **Another machine**: a re-run elsewhere checks each recorded ratio within a factor
   (:func:`ratio_factor`), and fails when a measured speedup turns into a measured slowdown.
 
@@ -23,6 +26,7 @@ medians, a stated thread count) and interleave.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import numbers
 import platform
@@ -34,9 +38,11 @@ from dataclasses import dataclass
 import torch
 
 from .checks import check_finite, check_int, check_number, check_type
-from .utils import in_words
+from .stats import LEVEL, Interval, t_interval
 
-LEVEL = 0.95
+#: Blocks of rounds per timing: a t interval over three blocks' medians or more spans the
+#: variation between blocks measured apart, not only the noise inside one.
+BLOCKS = 3
 
 
 def median_interval(samples: Sequence[float], level: float = LEVEL) -> tuple[float, float]:
@@ -57,38 +63,62 @@ def median_interval(samples: Sequence[float], level: float = LEVEL) -> tuple[flo
     return values[0], values[-1]
 
 
+def _split(samples: Sequence[float], blocks: int) -> list[list[float]]:
+    """Consecutive rounds in ``blocks`` blocks of (nearly) equal size."""
+    n = len(samples)
+    edges = [round(i * n / blocks) for i in range(blocks + 1)]
+    return [list(samples[a:b]) for a, b in zip(edges, edges[1:])]
+
+
+def _check_blocks(blocks: object, rounds: int) -> int:
+    blocks = check_int("blocks", blocks)
+    if blocks > rounds:
+        raise ValueError(f"{blocks} blocks need at least as many rounds, got {rounds}")
+    return blocks
+
+
 @dataclass(frozen=True)
-class _Samples:
-    """One sample per round, summarised by the median and its distribution-free 95% interval."""
+class Timing:
+    """Seconds per call, one sample per round, the rounds in ``blocks`` consecutive blocks.
+
+    Its interval (:attr:`low`, :attr:`high`) is, with three blocks or more, a t interval over
+    the blocks' medians (on a log scale): it spans the variation between blocks measured
+    apart, not only the noise within one. With fewer, it is the distribution-free interval
+    of the median of this run's samples (:func:`median_interval`).
+    """
 
     samples: tuple[float, ...]
+    blocks: int = 1
 
     def __post_init__(self) -> None:
         values = check_finite("samples", self.samples, ndim=1)
         if len(values) == 0 or not bool((values > 0).all()):
-            raise ValueError(f"{type(self).__name__} needs at least one sample, every one > 0, got {self.samples!r}")
+            raise ValueError(f"Timing needs at least one sample, every one > 0, got {self.samples!r}")
+        _check_blocks(self.blocks, len(values))
 
     @property
     def median(self) -> float:
         return statistics.median(self.samples)
 
+    def block_medians(self) -> list[float]:
+        return [statistics.median(block) for block in _split(self.samples, self.blocks)]
+
+    @property
+    def interval(self) -> Interval:
+        return _median_of_blocks(self.samples, self.blocks)
+
     @property
     def low(self) -> float:
-        return median_interval(self.samples)[0]
+        return self.interval.low
 
     @property
     def high(self) -> float:
-        return median_interval(self.samples)[1]
-
-
-@dataclass(frozen=True)
-class Timing(_Samples):
-    """Seconds per call, one sample per round: the median and its 95% interval."""
+        return self.interval.high
 
     def per(self, count: int) -> Timing:
         """The same timing divided by ``count`` (e.g. per image of a pass)."""
         count = check_int("count", count)
-        return Timing(tuple(s / count for s in self.samples))
+        return Timing(tuple(s / count for s in self.samples), self.blocks)
 
     def agrees_with(self, other: Timing) -> bool:
         """Do the two 95% intervals overlap? (The same thing measured twice should.)"""
@@ -98,46 +128,28 @@ class Timing(_Samples):
         return f"{format_seconds(self.median)} ({format_seconds(self.low)}-{format_seconds(self.high)})"
 
 
-@dataclass(frozen=True)
-class Ratio(_Samples):
-    """How many times faster ``candidate`` is than ``baseline``: median of per-round ratios, 95% interval."""
-
-    def verdict(self) -> str:
-        """"1.85x faster (95% CI 1.71-1.98x)", "1.30x slower (95% CI 1.10-1.50x)" or "no measurable difference"."""
-        if self.low > 1.0:
-            return f"{self.median:.2f}x faster (95% CI {self.low:.2f}-{self.high:.2f}x)"
-        if self.high < 1.0:  # say it as a slowdown, interval included
-            low, high = 1 / self.high, 1 / self.low
-            return f"{1 / self.median:.2f}x slower (95% CI {low:.2f}-{high:.2f}x)"
-        return f"no measurable difference (95% CI {self.low:.2f}-{self.high:.2f}x)"
-
-    @property
-    def direction(self) -> int:
-        """+1 for a measured speedup (interval above 1), -1 for a measured slowdown, 0 inside the noise."""
-        return 1 if self.low > 1.0 else -1 if self.high < 1.0 else 0
-
-    def words(self, faster: str, slower: str, neither: str) -> str:
-        """The sentence that matches this verdict: prose that follows the measurement on any machine."""
-        return in_words(self.direction, faster, slower, neither)
-
-    def against(self, target: float) -> str:
-        """"met" when the whole 95% interval lies at or above ``target``, "missed" when it lies below,
-        "inside the noise" otherwise."""
-        target = check_number("target", target, open_low=True)
-        return "met" if self.low >= target else "missed" if self.high < target else "inside the noise"
-
-    def __str__(self) -> str:
-        return f"{self.median:.2f}x ({self.low:.2f}-{self.high:.2f})"
+def _median_of_blocks(samples: Sequence[float], blocks: int) -> Interval:
+    """Positive samples in consecutive blocks: with three blocks or more, the t interval of the
+    blocks' medians on a log scale; otherwise the median with its order-statistics interval."""
+    if blocks >= 3:
+        return t_interval([statistics.median(b) for b in _split(samples, blocks)], null=1.0)
+    low, high = median_interval(samples)
+    return Interval(statistics.median(samples), low, high, 1.0)
 
 
-def speedup(baseline: Timing, candidate: Timing) -> Ratio:
-    """Per-round ratios baseline / candidate of two timings from the same interleaved run."""
+def speedup(baseline: Timing, candidate: Timing) -> Interval:
+    """How many times faster ``candidate`` is than ``baseline``, from two timings of the same
+    interleaved run: the per-round ratios baseline / candidate (the two calls of one round ran
+    seconds apart, which cancels most of the machine's drift), summarised by block as
+    :class:`Timing` is. With three blocks or more the interval spans the variation between
+    blocks; with one, it covers this run's noise only."""
     if not (isinstance(baseline, Timing) and isinstance(candidate, Timing)):
         raise TypeError(f"speedup needs two Timing objects, got {type(baseline).__name__} "
                         f"and {type(candidate).__name__}")
-    if len(baseline.samples) != len(candidate.samples):
-        raise ValueError("speedup needs two timings from the same interleaved run (same number of rounds)")
-    return Ratio(tuple(b / c for b, c in zip(baseline.samples, candidate.samples)))
+    if len(baseline.samples) != len(candidate.samples) or baseline.blocks != candidate.blocks:
+        raise ValueError("speedup needs two timings from the same interleaved run (same rounds and blocks)")
+    ratios = [b / c for b, c in zip(baseline.samples, candidate.samples)]
+    return _median_of_blocks(ratios, baseline.blocks)
 
 
 def format_seconds(seconds: float) -> str:
@@ -180,11 +192,15 @@ def ratio_factor(low: float, high: float, widen: float = 3.0, floor: float = BET
 
 
 def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int = 21, warmup: int = 3,
-                     inner: int = 1, device: torch.device | str | None = None) -> dict[str, Timing]:
+                     inner: int = 1, device: torch.device | str | None = None,
+                     blocks: int = BLOCKS) -> dict[str, Timing]:
     """Time each zero-argument callable once per round for ``repeats`` rounds, after ``warmup`` calls each.
 
-    ``inner`` calls are made per sample (for calls too short to time one by one); on CUDA the
-    device is synchronised before the clock is read, so queued work is counted.
+    The rounds run in ``blocks`` blocks; before each block after the first, the garbage
+    collector runs and every candidate is called once more, unclocked, so that each block
+    starts as the first did. ``inner`` calls are made per sample (for calls too short to time
+    one by one); on CUDA the device is synchronised before the clock is read, so queued work is
+    counted.
     """
     check_int("repeats", repeats)
     check_int("inner", inner)
@@ -195,6 +211,7 @@ def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int =
     for name, fn in candidates.items():
         if not callable(fn):
             raise TypeError(f"candidates[{name!r}] must be a callable taking no arguments, got {type(fn).__name__}")
+    blocks = _check_blocks(blocks, repeats)
     cuda = device is not None and torch.device(device).type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     for fn in candidates.values():
@@ -203,7 +220,13 @@ def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int =
     sync()
     names = list(candidates)
     samples: dict[str, list[float]] = {name: [] for name in names}
+    starts = {round(i * repeats / blocks) for i in range(1, blocks)}
     for round_ in range(repeats):
+        if round_ in starts:
+            gc.collect()
+            for fn in candidates.values():
+                fn()
+            sync()
         for name in names[round_ % len(names):] + names[:round_ % len(names)]:
             fn = candidates[name]
             start = time.perf_counter()
@@ -211,7 +234,7 @@ def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int =
                 fn()
             sync()
             samples[name].append((time.perf_counter() - start) / inner)
-    return {name: Timing(tuple(values)) for name, values in samples.items()}
+    return {name: Timing(tuple(values), blocks) for name, values in samples.items()}
 
 
 @contextlib.contextmanager
@@ -223,6 +246,19 @@ def torch_threads(count: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def threaded(fn: Callable[[], object], count: int) -> Callable[[], object]:
+    """``fn`` run with ``count`` torch threads (the previous count restored after each call):
+    to race one thread against two in the same interleaved run."""
+    check_int("count", count)
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable taking no arguments, got {type(fn).__name__}")
+
+    def run() -> object:
+        with torch_threads(count):
+            return fn()
+    return run
 
 
 def machine_info() -> dict[str, str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import math
 import time
@@ -49,7 +50,7 @@ class LMConfig:
     heads: int = 4
     context: int = 48
     exit_weights: tuple[float, ...] | None = None  # None: 1 for every layer
-    steps: int = 12000  # the ladder's choice (recipes.lm_ladder): its longest rung, see Chapter 11
+    steps: int = 24000  # the ladder's choice (recipes.lm_ladder): its longest rung, see Chapter 11
     batch_size: int = 32
     lr: float = 5e-3
     seed: int = 0
@@ -326,15 +327,23 @@ def exit_logits_over(model: EarlyExitLM, tokens: torch.Tensor) -> list[torch.Ten
     context = model.config.context
     warm = context // 2  # the text each scored prediction sees before it, at least
     stride = context - warm
-    pieces: list[list[torch.Tensor]] = [[] for _ in range(model.num_layers)]
+    spans = []  # (start, window length, first row scored, last row scored)
     for start in range(0, len(tokens) - 1, stride):
-        window = tokens[start:start + context]
+        length = min(context, len(tokens) - start)
         first = 0 if start == 0 else warm  # rows already predicted by the window before
-        if first >= len(window) or start + first >= len(tokens) - 1:
+        if first >= length or start + first >= len(tokens) - 1:
             break
-        last = min(len(window), len(tokens) - 1 - start)  # row i predicts tokens[start + i + 1]
-        for layer, logits in enumerate(model(window[None])):
-            pieces[layer].append(logits[0, first:last])
+        last = min(length, len(tokens) - 1 - start)  # row i predicts tokens[start + i + 1]
+        spans.append((start, length, first, last))
+    pieces: list[list[torch.Tensor]] = [[] for _ in range(model.num_layers)]
+    with torch.no_grad():  # windows of one length (all but the last), up to 64 in one batch
+        for _, same in itertools.groupby(spans, key=lambda span: span[1]):
+            same = list(same)
+            for i in range(0, len(same), 64):
+                batch = same[i:i + 64]
+                windows = torch.stack([tokens[a:a + n] for a, n, _, _ in batch])
+                for layer, logits in enumerate(model(windows)):
+                    pieces[layer] += [logits[j, first:last] for j, (_, _, first, last) in enumerate(batch)]
     return [torch.cat(p) for p in pieces]
 
 

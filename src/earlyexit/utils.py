@@ -69,9 +69,3 @@ def atomic_save(payload: object, path: str | Path) -> None:
     torch.save(payload, buffer)
     atomic_write(path, buffer.getvalue())
 
-
-def in_words(direction: int, above: str, below: str, neither: str) -> str:
-    """``above`` for a measured +1, ``below`` for -1, ``neither`` for 0 (inside the noise)."""
-    if direction not in (-1, 0, 1):
-        raise ValueError(f"direction must be -1, 0 or +1, got {direction!r}")
-    return {1: above, -1: below, 0: neither}[direction]
