@@ -40,8 +40,8 @@ import torch
 from .checks import check_finite, check_int, check_number, check_type
 from .stats import LEVEL, Interval, t_interval
 
-#: Blocks of rounds per timing: a t interval over three blocks' medians or more spans the
-#: variation between blocks measured apart, not only the noise inside one.
+#: How many blocks of rounds a timing runs in. A t interval over three blocks' medians or
+#: more spans the variation between blocks measured apart, not only the noise inside one.
 BLOCKS = 3
 
 
@@ -81,7 +81,7 @@ def _check_blocks(blocks: object, rounds: int) -> int:
 class Timing:
     """Seconds per call, one sample per round, the rounds in ``blocks`` consecutive blocks.
 
-    Its interval (:attr:`low`, :attr:`high`) is, with three blocks or more, a t interval over
+    Its interval (``low``, ``high``) is, with three blocks or more, a t interval over
     the blocks' medians (on a log scale): it spans the variation between blocks measured
     apart, not only the noise within one. With fewer, it is the distribution-free interval
     of the median of this run's samples (:func:`median_interval`).
