@@ -6,10 +6,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-python$(PYVER)
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+# The chapters that time something (tests/test_notebooks.py checks this list): they run one after
+# another with nothing else on the CPU; the others may share it.
+TIMED := $(addprefix notebooks/,02_fixed_network.ipynb 07_flops_vs_clock.ipynb 08_deployment.ipynb \
+  09_serving.ipynb 10_many_exits.ipynb 11_token_exits.ipynb 12_self_speculative.ipynb)
+UNTIMED := $(filter-out $(TIMED),$(NOTEBOOKS))
+REPEATS ?= 2
 # Committed notebooks show no progress bars; a reader's own run (Jupyter, `make lab`) does.
 export EARLYEXIT_PROGRESS ?= 0
 
-.PHONY: book test lint unit nbval browser data models browser-deps web-deps lab notebooks bench lock clean
+.PHONY: book test lint unit nbval nbval-untimed nbval-timed browser data models browser-deps web-deps lab \
+  notebooks repeats bench lock clean
 
 # Bytecode is written on first import, for the modules really used, instead of for every file
 # of torch at install time (--no-compile: over a minute less). Where the environment sets
@@ -98,13 +105,25 @@ unit: $(STAMP)
 # outputs (trained models, timings) legitimately differ between machines and are not compared.
 # Every notebook in a fresh kernel, checked against its recorded results; the summary prints
 # each notebook's time (notebooks/conftest.py).
-nbval: models
-	EARLYEXIT_RESULTS=check $(BIN)/pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+NBVAL = EARLYEXIT_RESULTS=check $(BIN)/pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider
+nbval:
+	$(MAKE) --no-print-directory nbval-untimed
+	$(MAKE) --no-print-directory nbval-timed
+nbval-untimed: models
+	$(NBVAL) $(UNTIMED)
+nbval-timed: models
+	$(NBVAL) $(TIMED)
 
 browser: book browser-deps
 	$(BIN)/pytest tests/browser
 
-test: lint unit nbval browser
+# First what may need apt (one install at a time); then what times nothing shares the two cores
+# (unit tests, the untimed chapters, the book's build); then the timed chapters run alone; then
+# the browser reads the built book.
+test: lint data browser-deps web-deps
+	$(MAKE) --no-print-directory -j2 --output-sync=target unit nbval-untimed book
+	$(MAKE) --no-print-directory nbval-timed
+	$(BIN)/pytest tests/browser
 
 # Open the notebooks in JupyterLab (progress bars on).
 lab: data
@@ -115,6 +134,13 @@ lab: data
 notebooks: models
 	EARLYEXIT_RESULTS=record $(BIN)/jupyter execute --inplace --timeout=1800 $(NOTEBOOKS)
 	$(BIN)/python -m earlyexit.freshness stamp $(NOTEBOOKS)
+
+# Run the timed chapters REPEATS more times (default 2), each in a fresh kernel, saving nothing but
+# their timed verdicts (notebooks/results/runs/). Then `make notebooks` adds one run more and glues,
+# for every timed comparison, only the verdict that all the runs on this CPU share (earlyexit.runs).
+repeats: models
+	for i in $$(seq $(REPEATS)); do \
+	  EARLYEXIT_RESULTS=repeat $(BIN)/jupyter execute --timeout=1800 $(TIMED) || exit 1; done
 
 bench: data
 	$(BIN)/python -m benchmarks.cpu

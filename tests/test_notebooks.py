@@ -253,3 +253,17 @@ def test_outputs_compared_verbatim_print_nothing_training_or_timing_decides(path
         if VERBATIM in cell["metadata"].get("tags", []):
             found = decided_numbers(cell)
             assert not found, f"{path.name}: cell {cell['execution_count']} is compared verbatim and prints {found}"
+
+
+def test_the_makefile_runs_every_timing_chapter_alone():
+    """`make test` lets untimed chapters share the CPU with other work: a chapter that times
+    something and is missing from the Makefile's TIMED list would be timed on a busy machine."""
+    makefile = (ROOT / "Makefile").read_text()
+    listed = re.search(r"^TIMED := \$\(addprefix notebooks/,(.*?)\)$", makefile, re.M | re.S)
+    assert listed, "the Makefile needs its TIMED list"
+    timed = set(re.findall(r"\d\d_\w+\.ipynb", listed.group(1)))
+    times = re.compile(r"keep_ratio|keep_target|time_interleaved|compare_runtimes|threaded\(")
+    def code(path):
+        return "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                       if c["cell_type"] == "code")
+    assert timed == {p.name for p in NOTEBOOKS if times.search(code(p))}

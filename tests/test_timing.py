@@ -193,3 +193,24 @@ def test_threaded_runs_with_its_own_thread_count_and_restores_the_previous_one()
         threaded(lambda: None, 0)
     with pytest.raises(TypeError, match="fn must be a callable"):
         threaded(3, 1)
+
+
+def test_a_speedup_over_inputs_spans_the_variation_between_inputs():
+    from earlyexit.timing import speedup_over_inputs
+
+    def timing(seconds):
+        return Timing(tuple(seconds * (1 + 0.001 * i) for i in range(6)), blocks=3)
+
+    baseline = [timing(1.0)] * 4
+    # Each input timed precisely: 2x on two inputs, 1.2x on the other two. Every input's own
+    # interval lies above 1.5x or below it; over the inputs, the target is inside the noise.
+    doctored = [timing(0.5), timing(1 / 1.2), timing(0.5), timing(1 / 1.2)]
+    over = speedup_over_inputs(baseline, doctored)
+    assert over.is_ratio and abs(over.estimate - (2 * 1.2) ** 0.5) < 1e-9
+    assert {speedup(b, c).against(1.5) for b, c in zip(baseline, doctored)} == {"met", "missed"}
+    assert over.against(1.5) == "inside the noise"
+    assert speedup_over_inputs(baseline, [timing(0.5)] * 4).against(1.5) == "met"
+    with pytest.raises(ValueError, match="at least three"):
+        speedup_over_inputs(baseline[:2], doctored[:2])
+    with pytest.raises(ValueError, match="same inputs"):
+        speedup_over_inputs(baseline, doctored[:3])

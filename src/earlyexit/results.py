@@ -17,6 +17,10 @@ Tolerances come from measured spreads, with the reason written next to each valu
 and a measured speedup must not turn into a measured slowdown), and
 :meth:`~ChapterResults.keep_target` for a ratio's verdict against a target (on the CPU that
 recorded it, "met" must not come back "missed", nor the other way round).
+Every timed ratio is also written to the chapter's runs file (``make repeats`` and ``make
+notebooks``), and glued with the verdict of every run on this CPU with this code
+(:mod:`earlyexit.runs`): a verdict is stated only where all the runs agree, and
+:meth:`~ChapterResults.runs_table` shows every repetition.
 Whether the notebooks' outputs come from the current code is :mod:`earlyexit.freshness`'s job.
 """
 
@@ -36,11 +40,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .checks import check_bool, check_int, check_number, check_type, damaged_file, read_json_file
+from .report import Table, table
+from .runs import Run, across_runs, code_identity, read_runs, run_words, target_across, verdict_across, write_runs
 from .stats import Interval, mean_and_sd, seed_tolerance
 from .timing import machine_info, ratio_factor
 from .utils import atomic_write, repo_root
 
-MODES = ("record", "check", "warn", "off")
+# record: write the results (and add this run to the runs file); repeat: only add this run;
+# check: fail on a result out of tolerance; warn: print it; off: compare nothing.
+MODES = ("record", "repeat", "check", "warn", "off")
 SEEDS_WHY = "4 x the spread over the seeds"
 DIFFERENCE_WHY = "a difference: twice its interval's width"
 RATIO_WHY = "timing: this run's interval, widened, and at least the change between CPUs"
@@ -107,28 +115,17 @@ class Recorded:
         elif abs(value - self.value) > self.tolerance:
             return f"allowed ±{self.tolerance:.3g}"
         if None not in (self.low, self.high, low, high):
-            was, now = _direction(self.low, self.high), _direction(low, high)
-            if was * now == -1:
+            was, now = Interval(self.value, self.low, self.high, 1.0), Interval(value, low, high, 1.0)
+            if was.direction * now.direction == -1:
                 said = {1: "faster", -1: "slower"}
-                return f"recorded as measurably {said[was]} (95% CI {self.low:.3g}-{self.high:.3g}), " \
-                       f"now measurably {said[now]} (95% CI {low:.3g}-{high:.3g})"
+                return f"recorded as measurably {said[was.direction]} (95% CI {self.low:.3g}-{self.high:.3g}), " \
+                       f"now measurably {said[now.direction]} (95% CI {low:.3g}-{high:.3g})"
             if self.target is not None and cpu == self.cpu:
-                was, now = _side(self.low, self.high, self.target), _side(low, high, self.target)
-                if was * now == -1:
-                    said = {1: "met", -1: "missed"}
-                    return f"the {self.target:g}x target was {said[was]} (95% CI {self.low:.3g}-{self.high:.3g}) " \
-                           f"and is now {said[now]} (95% CI {low:.3g}-{high:.3g}) on the same CPU"
+                if {was.against(self.target), now.against(self.target)} == {"met", "missed"}:
+                    return f"the {self.target:g}x target was {was.against(self.target)} " \
+                           f"(95% CI {self.low:.3g}-{self.high:.3g}) and is now {now.against(self.target)} " \
+                           f"(95% CI {low:.3g}-{high:.3g}) on the same CPU"
         return None
-
-
-def _direction(low: float, high: float) -> int:
-    return 1 if low > 1.0 else -1 if high < 1.0 else 0
-
-
-def _side(low: float, high: float, target: float) -> int:
-    """+1 when the interval lies at or above ``target`` (met), -1 below it (missed), else 0:
-    :meth:`~earlyexit.stats.Interval.against`'s verdicts."""
-    return 1 if low >= target else -1 if high < target else 0
 
 
 Measured = float | Sequence[float]  # a value, or a ratio's (median, low, high)
@@ -169,6 +166,11 @@ class ResultOutOfTolerance(AssertionError):
 
 def results_dir() -> Path:
     return repo_root() / "notebooks" / "results"
+
+
+def runs_path(chapter: str, folder: Path | None = None) -> Path:
+    """Where a chapter's runs are recorded (:mod:`earlyexit.runs`)."""
+    return (folder or results_dir()) / "runs" / f"{_check_chapter(chapter)}.json"
 
 
 RESULTS_FILE = "results file"
@@ -234,9 +236,16 @@ class ChapterResults:
         self.recorded = {} if self.mode == "record" else load(chapter, folder)
         self.kept: dict[str, Recorded] = {}
         self.started = time.perf_counter()
+        # This run, and the earlier runs on this CPU with this code: the runs a verdict is judged over.
+        self.runs_path = runs_path(chapter, folder)
+        self.run = Run(machine_info()["cpu"], code_identity(chapter, self.path.parent.parent))
+        # Runs of other code are stale: a run that records drops them; runs on other CPUs stay.
+        self.others = [run for run in read_runs(self.runs_path) if run.code == self.run.code]
+        self.earlier = [run for run in self.others if run.cpu == self.run.cpu]
+        self._words: dict[str, tuple[str, str]] = {}
         if self.mode == "record":  # the chapter's whole run time, exercises included
             atexit.register(self._write_at_exit)
-        if self.mode in ("check", "warn") and not self.recorded:
+        if self.mode in ("check", "warn", "repeat") and not self.recorded:
             warnings.warn(f"no recorded results in {self.path}: nothing to compare with", stacklevel=2)
 
     def keep(self, key: str, value: float, tolerance: float, why: str, text: str | None = None,
@@ -265,34 +274,82 @@ class ChapterResults:
         self.kept[key] = kept
         if self.mode == "record":
             self._write()
-        elif self.mode in ("check", "warn") and self.recorded:
+        elif self.mode in ("check", "warn", "repeat") and self.recorded:
             problems = compare(self.recorded, {key: value if interval is None else (value, low, high)})
             if problems and self.mode == "check":
                 raise ResultOutOfTolerance(f"{self.chapter}: " + "; ".join(problems))
             for problem in problems:
                 print(f"note: {problem}", file=sys.stderr)
 
-    def keep_ratio(self, key: str, ratio: Interval, text: str | None = None, why: str = RATIO_WHY) -> None:
-        """Keep a measured speed ratio, glued as its verdict, checked within :func:`~earlyexit.timing.ratio_factor`
-        and for its direction."""
-        check_type("ratio", ratio, Interval, "an Interval (earlyexit.timing.speedup)")
-        if not ratio.is_ratio:
-            raise ValueError(f"{key}: keep_ratio needs a ratio (an Interval with null 1), got a difference")
-        self.keep(key, ratio.estimate, ratio_factor(ratio.low, ratio.high), why,
-                  text=ratio.verdict() if text is None else text, factor=True, interval=(ratio.low, ratio.high))
+    def keep_ratio(self, key: str, ratio: Interval, text: str | None = None, why: str = RATIO_WHY,
+                   above: str = "faster", below: str = "slower", direction_checked: bool = True,
+                   at_least: float = 1.0) -> Interval:
+        """Keep a measured ratio, checked within :func:`~earlyexit.timing.ratio_factor` (or the factor
+        ``at_least``, if larger) and, unless ``direction_checked`` is false, for its direction;
+        glued as its verdict across this CPU's runs (:func:`earlyexit.runs.verdict_across`, in
+        ``above`` and ``below`` words), unless ``text`` is given. Returns the interval across the
+        runs: words chosen from it hold in every run."""
+        self._add_run(key, ratio, "keep_ratio")
+        runs = self.runs_of(key)
+        self._words[key] = (above, below)
+        factor = max(ratio_factor(ratio.low, ratio.high), check_number("at_least", at_least, 1.0))
+        self.keep(key, ratio.estimate, factor, why,
+                  text=verdict_across(ratio, runs, above, below) if text is None else text, factor=True,
+                  interval=(ratio.low, ratio.high) if direction_checked else None)
+        return self.across(key)
 
     def keep_target(self, key: str, ratio: Interval, target: float) -> str:
-        """Keep whether a speed ratio meets ``target``: glued as "met", "missed" or "inside the noise"
-        (:meth:`~earlyexit.stats.Interval.against`), and returned. A re-check on the CPU that
-        recorded it fails when the verdict crosses the target; on any CPU, when the speedup
-        turns into a slowdown."""
+        """Keep whether a speed ratio meets ``target`` in every run on this CPU: glued as "met in all
+        N runs", "missed in all N runs" or "inside the noise across N runs"
+        (:func:`earlyexit.runs.target_across`), and returned as "met", "missed" or "inside the
+        noise". A re-check on the CPU that recorded it fails when this run's verdict crosses the
+        target; on any CPU, when the speedup turns into a slowdown."""
+        target = check_number("target", target, open_low=True)
+        self._add_run(key, ratio, "keep_target", target)
+        self.keep(key, ratio.estimate, ratio_factor(ratio.low, ratio.high), TARGET_WHY,
+                  text=target_across(self.runs_of(key), target), factor=True,
+                  interval=(ratio.low, ratio.high), target=target)
+        return self.across(key).against(target)
+
+    def _add_run(self, key: str, ratio: Interval, method: str, target: float | None = None) -> None:
         check_type("ratio", ratio, Interval, "an Interval (earlyexit.timing.speedup)")
         if not ratio.is_ratio:
-            raise ValueError(f"{key}: keep_target needs a ratio (an Interval with null 1), got a difference")
-        status = ratio.against(target)
-        self.keep(key, ratio.estimate, ratio_factor(ratio.low, ratio.high), TARGET_WHY, text=status,
-                  factor=True, interval=(ratio.low, ratio.high), target=target)
-        return status
+            raise ValueError(f"{key}: {method} needs a ratio (an Interval with null 1), got a difference")
+        if key in self.run.ratios:
+            raise ValueError(f"{key!r} is kept twice in {self.chapter}")
+        self.run.ratios[key] = (ratio.estimate, ratio.low, ratio.high)
+        if target is not None:
+            self.run.targets[key] = target
+        if self.mode in ("record", "repeat"):
+            write_runs(self.runs_path, self.chapter, self.others + [self.run])
+
+    def runs_of(self, key: str) -> list[Interval]:
+        """``key``'s interval in every earlier run on this CPU with this code, and in this run (last)."""
+        runs = [run.interval(key) for run in self.earlier + [self.run]]
+        return [interval for interval in runs if interval is not None]
+
+    def across(self, key: str) -> Interval:
+        """The interval that spans ``key``'s intervals in every run (:func:`earlyexit.runs.across_runs`)."""
+        if key not in self.run.ratios:
+            raise KeyError(f"{key!r} is not a ratio this run kept")
+        return across_runs(self.runs_of(key))
+
+    def runs_table(self) -> Table:
+        """Every timed verdict this chapter kept, in every run on this CPU with this code (this run
+        last), and the verdict across them: every repetition reported."""
+        runs = self.earlier + [self.run]
+        rows = []
+        for key in self.run.ratios:
+            target = self.run.targets.get(key)
+            above, below = self._words.get(key, ("faster", "slower"))
+            cells = [run_words(run.interval(key), target, above, below) if key in run.ratios else "-"
+                     for run in runs]
+            across = self.across(key)
+            summary = run_words(across, target, above, below) if len(self.runs_of(key)) > 1 else cells[-1]
+            rows.append([key, *cells, summary.split("x ")[-1] if "x " in summary else summary])
+        headers = ["result", *(f"run {i + 1}" for i in range(len(runs) - 1)), "this run", "all runs"]
+        _glue("timing_runs", str(len(runs)))  # for the prose beside the table
+        return table(headers, rows)
 
     def keep_seeds(self, key: str, values: Sequence[float], floor: float, text: str | None = None,
                    scale: float = 100.0, digits: int = 2) -> None:

@@ -362,7 +362,7 @@ def compare_runtimes(candidates: list[Candidate], images: torch.Tensor, batch_si
     _check_costs(exit_costs)
     check_number("full_flops", full_flops, open_low=True)
     batches = full_batches(images, batch_size)
-    n = sum(len(b) for b in batches)
+    timed_images = sum(len(b) for b in batches)
     threads = torch.get_num_threads()
     runs = {c.name: c.over(batches) for c in candidates}
     try:
@@ -371,10 +371,10 @@ def compare_runtimes(candidates: list[Candidate], images: torch.Tensor, batch_si
     finally:
         torch.set_num_threads(threads)
     kinds = {c.name: c.kind for c in candidates}
-    chosen = {kind: min((n for n in names if kinds[n] == kind), key=lambda n: first[n].median)
+    chosen = {kind: min((name for name in names if kinds[name] == kind), key=lambda name: first[name].median)
               for kind in (FULL, EARLY_EXIT)}
     exits = torch.cat([exit_number(b) for b in batches])
-    return RuntimeRow(batch_size, {name: t.per(n) for name, t in timings.items()}, kinds,
+    return RuntimeRow(batch_size, {name: t.per(timed_images) for name, t in timings.items()}, kinds,
                       float((exits < len(exit_costs)).double().mean()),
                       full_flops / expected_flops(exits, exit_costs), chosen)
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from scipy import stats as scipy_stats
 
-from .checks import check_finite, check_flags, check_int, check_number
+from .checks import check_finite, check_flags, check_int, check_number, check_type
 
 LEVEL = 0.95
 
@@ -80,7 +80,7 @@ class Proportion:
 
     def text(self, digits: int = 1) -> str:
         """"87.9% (95% CI 87.1-88.6%, n = 4,213)"."""
-        return (f"{self.estimate:.{digits}%} ({_level_text(self.level)} CI {self.low * 100:.{digits}f}-"
+        return (f"{self.estimate:.{digits}%} ({level_text(self.level)} CI {self.low * 100:.{digits}f}-"
                 f"{self.high * 100:.{digits}f}%, n = {self.n:,})")
 
 
@@ -98,7 +98,7 @@ def proportion(successes: int | torch.Tensor, n: int | None = None, level: float
     return Proportion(successes / n, float(interval.low), float(interval.high), n, level)
 
 
-def _level_text(level: float) -> str:
+def level_text(level: float) -> str:
     text = f"{level * 100:.1f}".rstrip("0").rstrip(".")
     return f"{text}%"
 
@@ -162,15 +162,20 @@ class Interval:
         return "above" if value > self.high else "below" if value < self.low else "inside"
 
     def verdict(self, scale: float = 100.0, unit: str = " points", above: str = "faster",
-                below: str = "slower") -> str:
+                below: str = "slower", note: str | None = None) -> str:
         """The estimate in words with its interval.
 
         A difference: "+0.42 points (95% CI +0.10 to +0.74 points)" or "no measurable difference
         (95% CI -0.10 to +0.30 points)", with enough decimals that the interval's width shows two
         significant digits. A ratio: "1.85x faster (95% CI 1.71-1.98x)", "1.30x slower (95% CI
         1.10-1.50x)" (a ratio below 1 is said the other way up), or "no measurable difference".
+        A ``note`` goes inside the parentheses, after the interval.
         """
-        level = _level_text(self.level)
+        level = level_text(self.level)
+        if note is not None:
+            check_type("note", note, str, "a str")
+            shown = self.verdict(scale, unit, above, below)
+            return f"{shown[:-1]}; {note})"
         if self.is_ratio:
             if self.direction > 0:
                 return f"{self.estimate:.2f}x {above} ({level} CI {self.low:.2f}-{self.high:.2f}x)"

@@ -152,6 +152,19 @@ def speedup(baseline: Timing, candidate: Timing) -> Interval:
     return _median_of_blocks(ratios, baseline.blocks)
 
 
+def speedup_over_inputs(baseline: Sequence[Timing], candidate: Sequence[Timing]) -> Interval:
+    """How many times faster ``candidate`` is than ``baseline`` over several inputs (prompts, say),
+    each input timed on its own in the same interleaved run, paired by input: each input's
+    :func:`speedup`, then their geometric mean with a t interval over the inputs (at least
+    three). The interval spans how the speedup varies from one input to the next, so it says
+    what other inputs of the kind may see, not only how precisely these were timed."""
+    baseline, candidate = list(baseline), list(candidate)
+    if len(baseline) != len(candidate) or len(baseline) < 3:
+        raise ValueError(f"speedup_over_inputs needs the same inputs on both sides, at least three; "
+                         f"got {len(baseline)} and {len(candidate)}")
+    return t_interval([speedup(b, c).estimate for b, c in zip(baseline, candidate)], null=1.0)
+
+
 def format_seconds(seconds: float) -> str:
     """A time with a sensible unit: 12.3 µs, 4.56 ms, 1.23 s.
 

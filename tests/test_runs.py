@@ -1,0 +1,96 @@
+"""Verdicts across repeated runs: stated only where every run agrees, every run reported, runs of
+other CPUs and other code kept out; doctored runs prove each way a verdict must give way."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from earlyexit.results import ChapterResults, runs_path
+from earlyexit.runs import Run, across_runs, code_identity, read_runs, target_across, verdict_across, write_runs
+from earlyexit.stats import Interval
+from earlyexit.timing import machine_info
+
+
+def ratio(low: float, high: float, estimate: float | None = None) -> Interval:
+    return Interval((low * high) ** 0.5 if estimate is None else estimate, low, high, 1.0)
+
+
+def test_a_verdict_stands_only_where_every_run_gives_it():
+    faster = [ratio(1.1, 1.5), ratio(1.2, 1.6), ratio(1.15, 1.3)]
+    assert across_runs(faster).direction == 1
+    assert verdict_across(faster[-1], faster).endswith("; faster in all 3 runs)")
+    # One run inside the noise, or runs on both sides: no verdict.
+    for doctored in ([*faster[:2], ratio(0.97, 1.4)], [ratio(1.1, 1.3), ratio(0.7, 0.9)]):
+        assert across_runs(doctored).direction == 0
+        assert verdict_across(doctored[-1], doctored).startswith(
+            f"no measurable difference across {len(doctored)} runs (their 95% CIs span")
+    slower = [ratio(0.6, 0.8), ratio(0.7, 0.9)]
+    assert verdict_across(slower[-1], slower, "shorter", "longer").endswith("; longer in all 2 runs)")
+    # One run says what it says, as before.
+    assert verdict_across(faster[0], faster[:1]) == faster[0].verdict()
+
+
+def test_a_target_is_met_only_when_every_run_meets_it():
+    met = [ratio(2.1, 2.5), ratio(2.05, 2.3), ratio(2.2, 2.6)]
+    assert target_across(met, 2.0) == "met in all 3 runs"
+    assert target_across([ratio(1.5, 1.9)] * 2, 2.0) == "missed in all 2 runs"
+    for doctored in ([*met[:2], ratio(1.9, 2.4)], [ratio(2.1, 2.4), ratio(1.6, 1.9)]):
+        assert target_across(doctored, 2.0) == f"inside the noise across {len(doctored)} runs"
+    assert target_across(met[:1], 2.0) == "met"
+
+
+def test_runs_must_be_of_one_kind():
+    with pytest.raises(ValueError, match="at least one run"):
+        across_runs([])
+    with pytest.raises(ValueError, match="mix differences and ratios"):
+        across_runs([ratio(1.1, 1.2), Interval(0.1, 0.0, 0.2)])
+    with pytest.raises(TypeError, match=r"runs\[0\]"):
+        across_runs([(1.1, 1.2)])
+
+
+def test_runs_accumulate_and_the_chapter_glues_the_verdict_across_them(tmp_path):
+    doctored = [ratio(1.1, 1.5), ratio(0.97, 1.4), ratio(1.2, 1.3)]
+    for i, interval in enumerate(doctored):
+        results = ChapterResults("99_test", mode="record" if i == 2 else "repeat", folder=tmp_path)
+        across = results.keep_ratio("after_1", interval)
+        status = results.keep_target("target_1", ratio(2.05, 2.3) if i != 1 else ratio(1.9, 2.3), 2.0)
+    # This run alone says faster and met; the three runs together do not.
+    assert doctored[-1].direction == 1 and across.direction == 0 and status == "inside the noise"
+    assert len(read_runs(runs_path("99_test", tmp_path))) == 3
+    # Repeat runs do not write the results file; only the recording run does.
+    assert json.loads((tmp_path / "99_test.json").read_text())["results"]["after_1"]["value"] == doctored[-1].estimate
+    shown = results.runs_table()
+    assert shown.headers == ["result", "run 1", "run 2", "this run", "all runs"]
+    assert shown.rows == [["after_1", f"{doctored[0].estimate:.2f}x faster", "no difference",
+                           f"{doctored[2].estimate:.2f}x faster", "no difference"],
+                          ["target_1", "met", "noise", "met", "noise"]]
+
+
+def test_runs_on_another_cpu_or_with_other_code_do_not_count(tmp_path):
+    code = code_identity("99_test", tmp_path.parent)
+    path = runs_path("99_test", tmp_path)
+    slower = {"after_1": (0.8, 0.7, 0.9)}
+    write_runs(path, "99_test", [Run("Another CPU", code, slower), Run(machine_info()["cpu"], "old+code", slower)])
+    results = ChapterResults("99_test", mode="record", folder=tmp_path)
+    assert results.keep_ratio("after_1", ratio(1.1, 1.5)).direction == 1
+    assert [r.interval("after_1") for r in results.earlier] == []
+    # Recording keeps the other CPU's run of this code and drops the stale code's.
+    assert [(r.cpu, r.code) for r in read_runs(path)] == [("Another CPU", code), (machine_info()["cpu"], code)]
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("", "is empty"),
+    ('{"runs": {}}', 'needs a "runs" list'),
+    ('{"runs": [{"cpu": "x", "code": "y"}]}', "run 0: needs cpu, code and ratios"),
+    ('{"runs": [{"cpu": "x", "code": "y", "ratios": {"a": [1.0, 2.0, 1.5]}}]}', "run 0: an interval needs low <= high"),
+    ('{"runs": [{"cpu": "x", "code": "y", "ratios": {"a": [1.0, NaN, 1.5]}}]}', "run 0"),
+])
+def test_a_damaged_runs_file_is_refused_with_its_name(tmp_path, text, problem):
+    path = runs_path("99_test", tmp_path)
+    path.parent.mkdir()
+    path.write_text(text)
+    with pytest.raises(ValueError, match=problem) as error:
+        ChapterResults("99_test", mode="check", folder=tmp_path)
+    assert str(path) in str(error.value)
