@@ -117,13 +117,9 @@ nbval-timed: models
 browser: book browser-deps
 	$(BIN)/pytest tests/browser
 
-# First what may need apt (one install at a time); then what times nothing shares the two cores
-# (unit tests, the untimed chapters, the book's build); then the timed chapters run alone; then
-# the browser reads the built book.
-test: lint data browser-deps web-deps
-	$(MAKE) --no-print-directory -j2 --output-sync=target unit nbval-untimed book
-	$(MAKE) --no-print-directory nbval-timed
-	$(BIN)/pytest tests/browser
+# One after another: run side by side on two cores, the unit tests and the untimed chapters took
+# 440 s together against about 300 s in turn (each uses both cores).
+test: lint unit nbval browser
 
 # Open the notebooks in JupyterLab (progress bars on).
 lab: data

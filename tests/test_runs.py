@@ -94,3 +94,14 @@ def test_a_damaged_runs_file_is_refused_with_its_name(tmp_path, text, problem):
     with pytest.raises(ValueError, match=problem) as error:
         ChapterResults("99_test", mode="check", folder=tmp_path)
     assert str(path) in str(error.value)
+
+
+def test_a_recorded_run_at_one_end_of_the_runs_does_not_fail_a_re_run_at_the_other(tmp_path):
+    # Doctored: two runs near 2x, then the recording run lands at 0.9x (as Chapter 7's chunking
+    # step once did). A re-check back at 2.7x is within the runs' spread and passes; one
+    # interval alone would have allowed only 0.36x to 2.26x.
+    for i, interval in enumerate([ratio(1.6, 1.9), ratio(2.1, 2.5), ratio(0.85, 0.95)]):
+        ChapterResults("99_test", mode="record" if i == 2 else "repeat", folder=tmp_path).keep_ratio("step", interval)
+    checker = ChapterResults("99_test", mode="check", folder=tmp_path)
+    checker.keep_ratio("step", ratio(2.6, 2.85))
+    assert checker.recorded["step"].tolerance > 2.85 / 0.9

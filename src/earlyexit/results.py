@@ -51,7 +51,7 @@ from .utils import atomic_write, repo_root
 MODES = ("record", "repeat", "check", "warn", "off")
 SEEDS_WHY = "4 x the spread over the seeds"
 DIFFERENCE_WHY = "a difference: twice its interval's width"
-RATIO_WHY = "timing: this run's interval, widened, and at least the change between CPUs"
+RATIO_WHY = "timing: the interval of every run on this CPU, widened, and at least the change between CPUs"
 TARGET_WHY = RATIO_WHY + "; on the CPU that recorded it, the verdict must not cross its target"
 
 
@@ -292,10 +292,10 @@ class ChapterResults:
         self._add_run(key, ratio, "keep_ratio")
         runs = self.runs_of(key)
         self._words[key] = (above, below)
-        factor = max(ratio_factor(ratio.low, ratio.high), check_number("at_least", at_least, 1.0))
+        factor = max(self._factor(key), check_number("at_least", at_least, 1.0))
         self.keep(key, ratio.estimate, factor, why,
                   text=verdict_across(ratio, runs, above, below) if text is None else text, factor=True,
-                  interval=(ratio.low, ratio.high) if direction_checked else None)
+                  interval=self._checked_interval(key, ratio) if direction_checked else None)
         return self.across(key)
 
     def keep_target(self, key: str, ratio: Interval, target: float) -> str:
@@ -306,9 +306,9 @@ class ChapterResults:
         target; on any CPU, when the speedup turns into a slowdown."""
         target = check_number("target", target, open_low=True)
         self._add_run(key, ratio, "keep_target", target)
-        self.keep(key, ratio.estimate, ratio_factor(ratio.low, ratio.high), TARGET_WHY,
+        self.keep(key, ratio.estimate, self._factor(key), TARGET_WHY,
                   text=target_across(self.runs_of(key), target), factor=True,
-                  interval=(ratio.low, ratio.high), target=target)
+                  interval=self._checked_interval(key, ratio), target=target)
         return self.across(key).against(target)
 
     def _add_run(self, key: str, ratio: Interval, method: str, target: float | None = None) -> None:
@@ -322,6 +322,21 @@ class ChapterResults:
             self.run.targets[key] = target
         if self.mode in ("record", "repeat"):
             write_runs(self.runs_path, self.chapter, self.others + [self.run])
+
+    def _factor(self, key: str) -> float:
+        """How far a re-run may move ``key``'s ratio: :func:`~earlyexit.timing.ratio_factor` of the
+        interval spanning every run on this CPU, so that a recorded run that landed at one end of
+        the runs does not fail a re-run that lands at the other."""
+        across = self.across(key)
+        return ratio_factor(across.low, across.high)
+
+    def _checked_interval(self, key: str, ratio: Interval) -> tuple[float, float]:
+        """Recorded: the span of every run's interval on this CPU, so that a direction or target
+        verdict is held against re-runs only where all the runs gave it. Checked: this run's own."""
+        if self.mode != "record":
+            return ratio.low, ratio.high
+        across = self.across(key)
+        return across.low, across.high
 
     def runs_of(self, key: str) -> list[Interval]:
         """``key``'s interval in every earlier run on this CPU with this code, and in this run (last)."""
