@@ -120,10 +120,13 @@ def test_code_and_printed_lines_fit_the_books_column(path):
         for line in "".join(cell["source"]).splitlines():
             assert len(line) <= 79, f"{path.name}: code line of {len(line)} characters: {line!r}"
         for output in cell["outputs"]:
+            data = output.get("data", {})
             if output["output_type"] == "stream":
                 lines = "".join(output["text"]).splitlines()
+            elif output["output_type"] == "execute_result" and data.keys() <= {"text/plain"}:
+                lines = "".join(data["text/plain"]).splitlines()  # a cell's last value, shown as text
             else:  # source shown as a code block (tables render as HTML and wrap)
-                shown = "".join(output.get("data", {}).get("text/markdown", ""))
+                shown = "".join(data.get("text/markdown", ""))
                 lines = shown.splitlines() if shown.startswith("```") else []
             for line in lines:
                 assert len(line) <= 80, f"{path.name}: output line of {len(line)} characters: {line!r}"

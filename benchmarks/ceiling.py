@@ -1,0 +1,207 @@
+"""What bounds early exit at batch 1, and what raises it: candidate designs served in two stages.
+
+    python -m benchmarks.ceiling [--repeats 9] [--images 256]
+
+Chapter 9 serves one image at a time as two ONNX Runtime graphs: the first stage (block 1,
+exit 1, the exit score) for every image, the second (the rest of the network) for those
+that go on. With the three graphs timed alone, the best that design can do against the full
+network is ``full / (first + share_going_on * second)``: its ceiling. Each candidate has
+trained weights, its threshold chosen on validation to spend the book's budget (25% of its
+full network's FLOPs), and is judged on test:
+
+* **book**: the book's two-block model, Chapter 9's operating point;
+* **pooled head**: the same model, exit 1's head replaced by one on 2x2-average-pooled
+  features (784 inputs instead of 3,136, as SDN reduces features before its internal
+  classifiers), trained here on the frozen block 1 until its validation loss stops improving;
+* **three blocks**: the shipped three-block model (16, 32, 64), served as exit 1 or the
+  end: the second stage runs blocks 2 and 3 and the last exit (exit 2 is not used), so the
+  deep part costs about twice the book's.
+
+For each: the share leaving at exit 1 and the accuracy on test (early exit minus its own full
+network, paired, McNemar), each graph's median time alone, the ceiling, and the two-stage
+server against the faster of that network's full graph on one thread and on two (picked by
+median in the same run, which can flatter only the baseline), interleaved rounds in three
+blocks (``earlyexit.timing``). Nothing else should run on the machine meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from earlyexit.data import load_splits
+from earlyexit.evaluation import ExitRecord, collect
+from earlyexit.exits import exit_scores
+from earlyexit.export import FullNetwork, export_onnx
+from earlyexit.flops import count_flops, full_network_flops, stage_flops
+from earlyexit.models import IMAGE_SHAPE, EarlyExitCNN
+from earlyexit.operating_point import book_operating_point
+from earlyexit.recipes import THREE_BLOCKS
+from earlyexit.report import table
+from earlyexit.serving import BoundSession, OneGraphServer, TwoStageServer
+from earlyexit.speed import timing_sample
+from earlyexit.stats import mcnemar
+from earlyexit.thresholds import BUDGET_SHARE, choose_on_validation
+from earlyexit.timing import machine_info, speedup, time_interleaved
+from earlyexit.training import TrainConfig, train_cached
+from earlyexit.utils import repo_root
+
+
+class PooledExit(nn.Module):
+    """Exit 1 on 2x2-average-pooled block-1 features."""
+
+    def __init__(self, channels: int, size: int, classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(channels * (size // 2) ** 2, classes)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(F.avg_pool2d(features, 2).flatten(1))
+
+
+class FirstOf(nn.Module):
+    """Block 1 and an exit head: logits, max-softmax score, features (as :class:`FirstStage`)."""
+
+    output_names = ("logits", "score", "features")
+
+    def __init__(self, model: EarlyExitCNN, head: nn.Module) -> None:
+        super().__init__()
+        self.model, self.head = model.eval(), head.eval()
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        features = self.model.blocks[0](images)
+        logits = self.head(features)
+        return logits, exit_scores("max_softmax", logits), features
+
+
+class ToTheEnd(nn.Module):
+    """Every block after the first, then the last exit, from block 1's features."""
+
+    input_names = ("features",)
+    output_names = ("logits",)
+
+    def __init__(self, model: EarlyExitCNN) -> None:
+        super().__init__()
+        self.model = model.eval()
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        for block in self.model.blocks[1:]:
+            features = block(features)
+        return self.model.exits[-1](features)
+
+
+def block1_features(model: EarlyExitCNN, images: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([model.blocks[0](images[i:i + 1000]) for i in range(0, len(images), 1000)])
+
+
+def train_pooled_head(model: EarlyExitCNN, data, patience: int = 3, max_epochs: int = 60) -> tuple[nn.Module, int]:
+    """Train :class:`PooledExit` on frozen block-1 features (seeded); stop when the validation loss
+    has not improved for ``patience`` epochs and keep the best epoch's weights."""
+    torch.manual_seed(0)
+    train, val = (block1_features(model, x) for x in (data.train_images, data.val_images))
+    head = PooledExit(train.shape[1], train.shape[2], model.num_classes)
+    optimiser = torch.optim.Adam(head.parameters(), lr=1e-3)
+    best, best_state, best_epoch = float("inf"), None, 0
+    for epoch in range(1, max_epochs + 1):
+        for rows in torch.randperm(len(train)).split(256):
+            optimiser.zero_grad()
+            F.cross_entropy(head(train[rows]), data.train_labels[rows]).backward()
+            optimiser.step()
+        with torch.no_grad():
+            loss = float(F.cross_entropy(head(val), data.val_labels))
+        if loss < best:
+            best, best_epoch = loss, epoch
+            best_state = {k: v.clone() for k, v in head.state_dict().items()}
+        elif epoch - best_epoch >= patience:
+            break
+    head.load_state_dict(best_state)
+    return head.eval(), best_epoch
+
+
+def candidate(name: str, model: EarlyExitCNN, head: nn.Module, data, folder) -> dict:
+    """Export one design's three graphs and choose its threshold on validation."""
+
+    def record(images, labels):
+        full = collect(model, images, labels)
+        with torch.no_grad():
+            early = torch.cat([head(model.blocks[0](images[i:i + 1000])) for i in range(0, len(images), 1000)])
+        return ExitRecord((early, full.exit_logits[-1]), (), labels)
+
+    stages = stage_flops(model)
+    one = torch.zeros(1, *IMAGE_SHAPE)
+    early_flops = stages["block 1"] + count_flops(head, model.blocks[0](one))
+    full_flops = full_network_flops(model)
+    deep_flops = early_flops + full_flops - stages["block 1"]
+    val, test = record(data.val_images, data.val_labels), record(data.test_images, data.test_labels)
+    chosen = choose_on_validation(val, test, "max_softmax", early_flops, deep_flops,
+                                  target_flops=BUDGET_SHARE * full_flops)
+    leaves = test.scores("max_softmax") > chosen.threshold
+    gap = mcnemar(torch.where(leaves, test.correct(1), test.correct(2)), test.correct(2))
+    slug = name.replace(" ", "_")
+    paths = {"first": export_onnx(FirstOf(model, head), folder / f"{slug}_first.onnx"),
+             "second": export_onnx(ToTheEnd(model), folder / f"{slug}_second.onnx"),
+             "full": export_onnx(FullNetwork(model), folder / f"{slug}_full.onnx")}
+    return {"name": name, "model": model, "head": head, "chosen": chosen, "gap": gap, "paths": paths,
+            "flops": (early_flops, full_flops)}
+
+
+def time_candidate(c: dict, images: list[np.ndarray], repeats: int) -> dict:
+    """Each graph alone, and the two-stage server against the full graph on one and two threads."""
+    paths, threshold = c["paths"], c["chosen"].threshold
+    alone = {name: BoundSession(path) for name, path in paths.items()}
+    features = [FirstOf(c["model"], c["head"])(torch.from_numpy(x))[2].detach().numpy() for x in images]
+    servers = {"full, 1 thread": OneGraphServer(paths["full"], check=False),
+               "full, 2 threads": OneGraphServer(paths["full"], threads=2, check=False),
+               "two stages": TwoStageServer(paths["first"], paths["second"], threshold, check=False)}
+    goes_on = float(np.mean([servers["two stages"](x)[1] == 2 for x in images]))
+    calls = {"first alone": lambda: [alone["first"](x) for x in images],
+             "second alone": lambda: [alone["second"](f) for f in features],
+             "full alone": lambda: [alone["full"](x) for x in images]}
+    calls |= {name: (lambda s=s: [s(x) for x in images]) for name, s in servers.items()}
+    t = time_interleaved(calls, repeats=repeats, warmup=1)
+    per = {name: timing.median / len(images) for name, timing in t.items()}
+    ceiling = per["full alone"] / (per["first alone"] + goes_on * per["second alone"])
+    baseline = min(("full, 1 thread", "full, 2 threads"), key=lambda n: t[n].median)
+    return {"per": per, "goes_on": goes_on, "ceiling": ceiling, "baseline": baseline,
+            "speedup": speedup(t[baseline], t["two stages"])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9, help="timed rounds, in three blocks")
+    parser.add_argument("--images", type=int, default=256, help="test images per round, one at a time")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    data = load_splits()
+    folder = repo_root() / ".cache" / "onnx"
+    for key, value in machine_info().items():
+        print(f"{key}: {value}")
+
+    book = book_operating_point(data).model
+    pooled, epochs = train_pooled_head(book, data)
+    print(f"pooled head: best validation loss after {epochs} epochs (stopped 3 epochs without improvement)")
+    three = train_cached(TrainConfig(channels=THREE_BLOCKS), data).model
+    candidates = [candidate("book", book, book.exits[0], data, folder),
+                  candidate("pooled head", book, pooled, data, folder),
+                  candidate("three blocks", three, three.exits[0], data, folder)]
+    images = [x.numpy() for x in timing_sample(data.test_images, args.images).split(1)]
+    rows = []
+    for c in candidates:
+        m = time_candidate(c, images, args.repeats)
+        chosen, per = c["chosen"], m["per"]
+        rows.append([c["name"], f"{c['flops'][0] / c['flops'][1]:.1%}", f"{chosen.test.exit_fraction:.1%}",
+                     f"{chosen.test.accuracy:.2%}", f"{chosen.test_final_accuracy:.2%}", c["gap"].verdict(),
+                     *(f"{per[k] * 1e6:.1f}" for k in ("first alone", "second alone", "full alone")),
+                     f"{m['ceiling']:.2f}x", f"{m['speedup'].verdict()} vs {m['baseline']}"])
+    print(table(["design", "exit 1 FLOPs share", "leave at exit 1 (test)", "early exit (test)",
+                 "its full network", "early exit minus full", "first (µs)", "second (µs)", "full (µs)",
+                 "ceiling", "two stages, batch 1"], rows)._repr_markdown_())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
