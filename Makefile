@@ -120,8 +120,12 @@ browser: book browser-deps
 	$(BIN)/pytest tests/browser
 
 # One after another: run side by side on two cores, the unit tests and the untimed chapters took
-# 440 s together against about 300 s in turn (each uses both cores).
-test: lint unit nbval browser
+# 440 s together against about 300 s in turn (each uses both cores). Each step prints its time
+# (the first, lint, includes installing the environment on a fresh clone).
+test:
+	@for step in lint unit nbval-untimed nbval-timed browser; do start=$$(date +%s); \
+	  $(MAKE) --no-print-directory $$step || exit 1; \
+	  echo "make $$step: $$(( $$(date +%s) - start )) s"; done
 
 # Open the notebooks in JupyterLab (progress bars on).
 lab: data
