@@ -139,9 +139,9 @@ def candidate(name: str, model: EarlyExitCNN, head: nn.Module, data, folder) -> 
         full = collect(model, images, labels)
         if head is model.exits[0]:  # the model's own exit 1: the very logits Chapter 9 uses
             early = full.exit_logits[0]
-        else:
+        else:  # the features the pooled head was trained on, computed the same way
             with torch.no_grad():
-                early = torch.cat([head(model.blocks[0](images[i:i + 500])) for i in range(0, len(images), 500)])
+                early = head(block1_features(model, images))
         return ExitRecord((early, full.exit_logits[-1]), (), labels)
 
     stages = stage_flops(model)
