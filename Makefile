@@ -51,7 +51,7 @@ data: $(STAMP)
 # checked by its SHA-256). This trains any the folder lacks (none, in a full clone), two at a time
 # with one thread each: faster on a small machine than one after another.
 models: data
-	$(BIN)/python -m earlyexit.pretrain
+	$(BIN)/python -m earlyexit.pretrain $(ARGS)
 
 # Headless Chromium for the browser test (Debian's package; as root with apt).
 browser-deps:

@@ -13,9 +13,11 @@ from earlyexit.checkpoints import (
     Entry,
     Manifest,
     load_or_train,
+    machine,
     read_manifest,
     sha256_of,
     ship,
+    where_trained,
     write_manifest,
 )
 from earlyexit.models import EarlyExitCNN
@@ -148,3 +150,22 @@ def test_the_manifest_round_trips(shipped):
     folder, entry, _ = shipped
     again = read_manifest(folder).entries["tiny"]
     assert again == entry
+
+
+def test_where_a_model_trained_is_said_from_its_entry(shipped):
+    folder, entry, _ = shipped
+    manifest = read_manifest(folder)
+    manifest.entries["tiny"].trained_on = {"threads": 1, "cpu": "Some CPU"}
+    write_manifest(manifest, folder)
+    assert where_trained("tiny", folder) == "1 CPU thread (Some CPU)"
+    manifest.entries["tiny"].trained_on = {"threads": 4, "cpu": "Some CPU", "gpu": "Some GPU"}
+    write_manifest(manifest, folder)
+    assert where_trained("tiny", folder) == "a GPU (Some GPU)"
+    (folder / entry.file).unlink()  # a model this machine would train itself
+    assert where_trained("tiny", folder) == "this machine"
+    assert where_trained("no such model", folder) == "this machine"
+
+
+def test_a_cpu_training_records_no_gpu():
+    found = machine("cpu")
+    assert "gpu" not in found and {"torch", "python", "threads", "cpu"} <= set(found)

@@ -110,10 +110,12 @@ def test_retraining_the_first_epoch_of_the_standard_model_reproduces_its_log(rea
 
 
 def test_retraining_the_start_of_the_language_model_reproduces_its_log(real_repository):
-    config = LMConfig(seed=0)
+    # seed 2: the one of Chapter 11's three seeds that a CPU trained (seeds 0 and 1 trained on a GPU)
+    config = LMConfig(seed=2)
+    assert "gpu" not in shipped(config).trained_on
     every = shipped(config).log["loss_every"]
-    points = 1  # the first 240 steps of the 24,000 (one logged mean loss): about 30 s on one core
-    retrained = train_lm(config, make_splits(), progress=False, stop_after=points * every).losses
+    points = 1  # the first 480 steps of the 48,000 (one logged mean loss): about a minute on one core
+    retrained = train_lm(config, make_splits(), progress=False, stop_after=points * every, device="cpu").losses
     for i in range(points):
         logged = [shipped(LMConfig(seed=s)).log["loss"][i] for s in (0, 1, 2)]
-        assert abs(retrained[i] - logged[0]) <= seed_tolerance(logged, floor=0.01), (i, retrained[i], logged)
+        assert abs(retrained[i] - logged[2]) <= seed_tolerance(logged, floor=0.01), (i, retrained[i], logged)

@@ -65,8 +65,9 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def machine() -> dict[str, Any]:
-    """What trained a model: the versions and the CPU, which decide its last bits."""
+def machine(device: torch.device | str = "cpu") -> dict[str, Any]:
+    """What trained a model: the versions and the CPU (and the GPU, if one trained it), which
+    decide its last bits."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -75,8 +76,11 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"torch": torch.__version__.split("+")[0], "python": platform.python_version(),
-            "threads": torch.get_num_threads(), "cpu": cpu}
+    found = {"torch": torch.__version__.split("+")[0], "python": platform.python_version(),
+             "threads": torch.get_num_threads(), "cpu": cpu}
+    if torch.device(device).type == "cuda":
+        found["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,6 +154,21 @@ def read_manifest(folder: Path | None = None) -> Manifest:
         entries[name] = Entry(name, raw["kind"], raw["config"], raw.get("file"), raw.get("sha256"), raw.get("log"),
                               raw.get("train_seconds"), raw.get("trained_on") or {}, raw.get("parameters"))
     return Manifest(entries, payload.get("fingerprints", {}))
+
+
+def where_trained(name: str, folder: Path | None = None) -> str:
+    """Where the shipped model ``name`` was trained, in words, from its manifest entry: "a GPU
+    (...)" or "1 CPU thread (...)"; "this machine" when no shipped file holds it (a model
+    trained here and cached is not described by the manifest)."""
+    folder = folder or models_dir()
+    entry = read_manifest(folder).entries.get(name)
+    if entry is None or entry.file is None or not (folder / entry.file).is_file():
+        return "this machine"
+    on = entry.trained_on
+    if on.get("gpu"):
+        return f"a GPU ({on['gpu']})"
+    threads = on.get("threads", "?")
+    return f"{threads} CPU thread{'' if threads == 1 else 's'} ({on.get('cpu', 'unknown CPU')})"
 
 
 def write_manifest(manifest: Manifest, folder: Path | None = None) -> None:

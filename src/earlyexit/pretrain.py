@@ -99,21 +99,23 @@ def missing(manifest: Manifest, folder: Path | None = None) -> list[Entry]:
 _DATA: dict = {}
 
 
-def train_one(entry: Entry, folder: Path) -> Entry:
-    """Train one model (in a worker process), ship its weights into ``folder``, return its new entry."""
+def train_one(entry: Entry, folder: Path, device: str = "cpu") -> Entry:
+    """Train one model (in a worker process) on ``device``, ship its weights into ``folder``, return
+    its new entry (whose ``trained_on`` names the GPU, if one trained it)."""
     config = config_of(entry)
     if isinstance(config, LMConfig):
         if "lm" not in _DATA:
             _DATA["lm"] = make_splits()
-        trained = train_lm(config, _DATA["lm"], progress=False)
+        trained = train_lm(config, _DATA["lm"], progress=False, device=device)
         model, log = trained.model, trained.log
     else:
         key = (config.dataset, config.val_size, config.split_seed)
         if key not in _DATA:
             _DATA[key] = load_splits(config.dataset, val_size=config.val_size, seed=config.split_seed)
-        trained = train(config, _DATA[key], progress=False, device="cpu")
+        trained = train(config, _DATA[key], progress=False, device=device)
         model, log = trained.model, trained.history
-    return ship(entry.name, entry.kind, entry.config, model, log, trained.train_seconds, machine(), folder)
+    return ship(entry.name, entry.kind, entry.config, model, log, trained.train_seconds, machine(device),
+                folder)
 
 
 def _threads(count: int) -> None:
@@ -138,10 +140,10 @@ def check_recipe(manifest: Manifest, kinds: set[str]) -> None:
 
 def pretrain(workers: int = 2, folder: Path | None = None, progress: bool = True,
              kinds: tuple[str, ...] = ("cnn", "lm"), threads: int | None = None,
-             only: tuple[str, ...] | None = None) -> int:
+             only: tuple[str, ...] | None = None, device: str = "cpu") -> int:
     """Train every listed model of ``kinds`` (and among ``only``, the names given) whose file is
-    missing, ``workers`` at a time, each with ``threads`` threads (default: the cores shared among
-    the workers); how many were trained."""
+    missing, ``workers`` at a time on ``device``, each with ``threads`` threads (default: the cores
+    shared among the workers); how many were trained."""
     check_int("workers", workers)
     folder = folder or models_dir()
     with manifest_lock(folder):
@@ -154,7 +156,7 @@ def pretrain(workers: int = 2, folder: Path | None = None, progress: bool = True
     threads = max(1, (os.cpu_count() or 1) // workers) if threads is None else check_int("threads", threads)
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_threads,
                              initargs=(threads,)) as pool:
-        futures = [pool.submit(train_one, entry, folder) for entry in todo]
+        futures = [pool.submit(train_one, entry, folder, device) for entry in todo]
         for future in tqdm(as_completed(futures), total=len(futures), unit="model", disable=not progress):
             entry = future.result()  # a failed training fails the whole run, with its own error
             with manifest_lock(folder):
@@ -177,13 +179,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=("cnn", "lm"), default=None, help="train only models of this kind")
     parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: cores / workers)")
     parser.add_argument("--only", nargs="+", default=None, help="train only these manifest entries")
+    parser.add_argument("--device", default="cpu", help="where to train (default cpu: the shipped models' logs "
+                        "come from CPUs; 'cuda' is faster and records the GPU in each model's entry)")
     args = parser.parse_args(argv)
     folder = Path(args.folder) if args.folder else None
     total = len(read_manifest(folder).entries)
     start = time.perf_counter()
     kinds = (args.kind,) if args.kind else ("cnn", "lm")
     trained = pretrain(args.workers, folder, progress=sys.stderr.isatty(), kinds=kinds, threads=args.threads,
-                       only=tuple(args.only) if args.only else None)
+                       only=tuple(args.only) if args.only else None, device=args.device)
     print(f"models: {total - trained} of {total} were present, {trained} trained "
           f"({args.workers} at a time) in {time.perf_counter() - start:.0f} s")
     return 0

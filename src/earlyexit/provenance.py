@@ -88,7 +88,7 @@ def lm_fingerprint(data: TextSplits | None = None) -> dict[str, Any]:
     (so that weight decay and the schedule leave a mark), and the corpus's digest."""
     data = make_splits() if data is None else data
     config = LMConfig(layers=2, width=16, heads=2, context=16, steps=20, batch_size=4, lr=0.02)
-    trained = train_lm(config, data, progress=False)
+    trained = train_lm(config, data, progress=False, device="cpu")
     with torch.no_grad():
         outputs = trained.model(data.validation[:64].view(4, 16))
     run = trained.losses + _output_summary(outputs)

@@ -36,7 +36,7 @@ from .checkpoints import load_or_train
 from .checks import check_int, check_number, check_token_ids, check_type
 from .losses import check_weights
 from .text import KINDS, VOCAB, TextSplits
-from .utils import progress_enabled, seed_everything
+from .utils import default_device, progress_enabled, seed_everything
 
 LM_CACHE_FORMAT = 1  # bump when the training code changes what a configuration produces
 
@@ -50,7 +50,7 @@ class LMConfig:
     heads: int = 4
     context: int = 48
     exit_weights: tuple[float, ...] | None = None  # None: 1 for every layer
-    steps: int = 24000  # the ladder's choice (recipes.lm_ladder): its longest rung, see Chapter 11
+    steps: int = 48000  # the ladder's choice (recipes.lm_ladder), see Chapter 11
     batch_size: int = 32
     lr: float = 5e-3
     seed: int = 0
@@ -252,12 +252,14 @@ LOG_POINTS = 100  # training-loss points kept per run
 
 
 def train_lm(config: LMConfig, data: TextSplits, progress: bool | None = None,
-             stop_after: int | None = None) -> TrainedLM:
+             stop_after: int | None = None, device: torch.device | str | None = None) -> TrainedLM:
     """AdamW with a one-cycle schedule, on random windows of the training text.
 
     The log keeps the mean training loss over every ``loss_every`` steps and, at the end,
     each exit's next-token accuracy on the validation text, per token kind. ``stop_after``
     ends training after that many steps of the full schedule (a prefix, for provenance checks).
+    Training runs on ``device`` (the GPU when there is one, else the CPU); the windows are drawn
+    on the CPU whatever the device, and the model is scored and returned on the CPU.
     """
     if not isinstance(data, TextSplits):
         raise TypeError(f"data must be the TextSplits of earlyexit.text.make_splits, got {type(data).__name__}")
@@ -265,8 +267,9 @@ def train_lm(config: LMConfig, data: TextSplits, progress: bool | None = None,
     if len(tokens) <= window:
         raise ValueError(f"the training text has {len(tokens)} tokens, fewer than one window of {window}")
     steps = config.steps if stop_after is None else min(check_int("stop_after", stop_after), config.steps)
+    device = torch.device(device) if device is not None else default_device()
     seed_everything(config.seed)
-    model = EarlyExitLM(config)
+    model = EarlyExitLM(config).to(device)  # initialised on the CPU, as on every device
     generator = torch.Generator().manual_seed(config.seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps)
@@ -277,7 +280,7 @@ def train_lm(config: LMConfig, data: TextSplits, progress: bool | None = None,
     model.train()
     for step in range(steps):
         starts = torch.randint(len(tokens) - window, (config.batch_size,), generator=generator)
-        batch = torch.stack([tokens[s:s + window] for s in starts.tolist()])
+        batch = torch.stack([tokens[s:s + window] for s in starts.tolist()]).to(device)
         loss = early_exit_loss(model(batch[:, :-1]), batch[:, 1:], config.exit_weights)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -289,7 +292,7 @@ def train_lm(config: LMConfig, data: TextSplits, progress: bool | None = None,
             running = 0.0
         bar.update()
     bar.close()
-    model.eval()
+    model = model.cpu().eval()
     accuracy = exit_accuracy(model, data.validation, data.validation_kinds, len(KINDS))
     log = {"loss_every": every, "loss": losses, "steps": steps, "validation_scored_with": "exit_logits_over",
            "validation_accuracy": {kind: [None if math.isnan(a) else round(float(a), 5) for a in accuracy[:, k]]
