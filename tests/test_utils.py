@@ -50,3 +50,11 @@ def test_seeding_and_progress_refuse_what_is_not_a_seed_or_a_yes_or_no():
         utils.progress_enabled("no")  # a non-empty string read as "show the bars"
     assert utils.progress_enabled(False) is False
     assert checks.check_token_ids("ids", [], 14, 1).dtype == torch.long  # an empty list holds no float
+
+
+def test_resolve_device_names_the_device_given_or_the_default():
+    assert utils.resolve_device("cpu") == torch.device("cpu")
+    assert utils.resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert utils.resolve_device(None) == utils.default_device()
+    with pytest.raises(RuntimeError):
+        utils.resolve_device("no-such-device")

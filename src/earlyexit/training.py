@@ -43,7 +43,7 @@ from .evaluation import collect, exit_accuracies
 from .exits import exit_decision, learned_confidence, max_softmax
 from .losses import check_weights, confidence_loss
 from .models import FORUM_CHANNELS, EarlyExitCNN
-from .utils import default_device, progress_enabled, seed_everything
+from .utils import progress_enabled, resolve_device, seed_everything
 
 REGIMES = ("joint", "masked", "learned")
 CACHE_FORMAT = 2  # bump when the training code changes what a configuration produces
@@ -183,7 +183,7 @@ def train(config: TrainConfig, data: Splits, progress: bool | None = None,
     _check_data(config, data)
     epochs = config.epochs if stop_after is None \
         else min(check_int("stop_after", stop_after), config.epochs)
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     seed_everything(config.seed)
     model = EarlyExitCNN(config.channels, num_classes=len(data.classes))
     # channels-last on a CPU: oneDNN's own layout, no conversion inside

@@ -36,7 +36,7 @@ from .checkpoints import load_or_train
 from .checks import check_int, check_number, check_token_ids, check_type
 from .losses import check_weights
 from .text import KINDS, VOCAB, TextSplits
-from .utils import default_device, progress_enabled, seed_everything
+from .utils import progress_enabled, resolve_device, seed_everything
 
 LM_CACHE_FORMAT = 1  # bump when the training code changes what a configuration produces
 
@@ -185,6 +185,9 @@ class EarlyExitLM(nn.Module):
         if start + ids.shape[1] > self.config.context:
             raise ValueError(f"positions {start} to {start + ids.shape[1] - 1} exceed the context "
                              f"of {self.config.context}")
+        return self._embed(ids, start)
+
+    def _embed(self, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
         # a slice of the position table: the same rows as an embedding lookup, without building indices
         return self.token(ids) + self.position.weight[start:start + ids.shape[1]]
 
@@ -196,7 +199,10 @@ class EarlyExitLM(nn.Module):
         """Every exit's logits for every position: a list of (batch, time, vocab), one per layer.
 
         ``ids`` is a (batch, time) tensor of token ids, checked by :meth:`embed`."""
-        x = self.embed(ids)
+        return self._exits(self.embed(ids))
+
+    def _exits(self, x: torch.Tensor) -> list[torch.Tensor]:
+        # unchecked: checking ids reads them back to the host, which a CUDA graph cannot do
         outs = []
         for block in self.blocks:
             x = block(x)
@@ -227,7 +233,11 @@ def _checked(exit_logits: object, targets: object, weights: object) -> tuple[lis
 def early_exit_loss(exit_logits: list[torch.Tensor], targets: torch.Tensor,
                     weights: tuple[float, ...]) -> torch.Tensor:
     """Weighted sum over layers of each exit's mean next-token cross-entropy."""
-    exit_logits, targets, weights = _checked(exit_logits, targets, weights)
+    return _weighted_loss(*_checked(exit_logits, targets, weights))
+
+
+def _weighted_loss(exit_logits: list[torch.Tensor], targets: torch.Tensor,
+                   weights: tuple[float, ...]) -> torch.Tensor:
     return sum(w * F.cross_entropy(logits.flatten(0, 1), targets.flatten())
                for w, logits in zip(weights, exit_logits) if w)
 
@@ -252,14 +262,18 @@ LOG_POINTS = 100  # training-loss points kept per run
 
 
 def train_lm(config: LMConfig, data: TextSplits, progress: bool | None = None,
-             stop_after: int | None = None, device: torch.device | str | None = None) -> TrainedLM:
+             stop_after: int | None = None, device: torch.device | str | None = None,
+             cuda_graph: bool = True) -> TrainedLM:
     """AdamW with a one-cycle schedule, on random windows of the training text.
 
     The log keeps the mean training loss over every ``loss_every`` steps and, at the end,
     each exit's next-token accuracy on the validation text, per token kind. ``stop_after``
     ends training after that many steps of the full schedule (a prefix, for provenance checks).
     Training runs on ``device`` (the GPU when there is one, else the CPU); the windows are drawn
-    on the CPU whatever the device, and the model is scored and returned on the CPU.
+    on the CPU whatever the device, and the model is scored and returned on the CPU. On a GPU
+    each step (forward, backward, AdamW, the loss's running sum) is replayed as one CUDA graph
+    unless ``cuda_graph`` is False: the same arithmetic, without launching each small kernel from
+    Python (a model this small spends most of an eager step doing that).
     """
     if not isinstance(data, TextSplits):
         raise TypeError(f"data must be the TextSplits of earlyexit.text.make_splits, got {type(data).__name__}")
@@ -267,30 +281,19 @@ def train_lm(config: LMConfig, data: TextSplits, progress: bool | None = None,
     if len(tokens) <= window:
         raise ValueError(f"the training text has {len(tokens)} tokens, fewer than one window of {window}")
     steps = config.steps if stop_after is None else min(check_int("stop_after", stop_after), config.steps)
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     seed_everything(config.seed)
     model = EarlyExitLM(config).to(device)  # initialised on the CPU, as on every device
-    generator = torch.Generator().manual_seed(config.seed)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps)
+    draw = _WindowDrawer(tokens, window, config)
     every = max(1, config.steps // LOG_POINTS)
-    losses, running, start = [], 0.0, time.perf_counter()
+    start = time.perf_counter()
     bar = tqdm(total=steps, unit="step", mininterval=1.0, desc=f"LM seed {config.seed}",
                disable=not progress_enabled(progress))
     model.train()
-    for step in range(steps):
-        starts = torch.randint(len(tokens) - window, (config.batch_size,), generator=generator)
-        batch = torch.stack([tokens[s:s + window] for s in starts.tolist()]).to(device)
-        loss = early_exit_loss(model(batch[:, :-1]), batch[:, 1:], config.exit_weights)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        running += float(loss.detach())
-        if (step + 1) % every == 0:
-            losses.append(round(running / every, 5))
-            running = 0.0
-        bar.update()
+    if device.type == "cuda" and cuda_graph:
+        losses = _train_graphed(model, config, draw, steps, every, bar)
+    else:
+        losses = _train_eager(model, config, draw, steps, every, bar, device)
     bar.close()
     model = model.cpu().eval()
     accuracy = exit_accuracy(model, data.validation, data.validation_kinds, len(KINDS))
@@ -312,7 +315,124 @@ def train_lm_cached(config: LMConfig, data: TextSplits, progress: bool | None = 
     return TrainedLM(loaded.model, config, loaded.log or {}, loaded.train_seconds, loaded.source != "trained")
 
 
-@torch.no_grad()
+class _WindowDrawer:
+    """The training batches: ``batch_size`` random windows of ``context + 1`` tokens per step, drawn
+    one step at a time from the seeded generator (the same windows, in the same order, however
+    many steps are drawn at once)."""
+
+    def __init__(self, tokens: torch.Tensor, window: int, config: LMConfig) -> None:
+        self.windows = tokens.unfold(0, window, 1)  # every window, as a view: row s is tokens[s:s + window]
+        self.count, self.batch_size = len(tokens) - window, config.batch_size
+        self.generator = torch.Generator().manual_seed(config.seed)
+
+    def __call__(self, steps: int = 1) -> torch.Tensor:
+        """The next ``steps`` batches, (steps, batch_size, window)."""
+        return torch.stack([self.windows[torch.randint(self.count, (self.batch_size,), generator=self.generator)]
+                            for _ in range(steps)])
+
+
+def _schedule(optimiser: torch.optim.Optimizer, config: LMConfig) -> torch.optim.lr_scheduler.OneCycleLR:
+    return torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps)
+
+
+def _train_eager(model: EarlyExitLM, config: LMConfig, draw: _WindowDrawer, steps: int, every: int,
+                 bar: tqdm, device: torch.device) -> list[float]:
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    schedule = _schedule(optimiser, config)
+    losses, running = [], 0.0
+    for step in range(steps):
+        batch = draw()[0].to(device)
+        loss = early_exit_loss(model(batch[:, :-1]), batch[:, 1:], config.exit_weights)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        running += float(loss.detach())
+        if (step + 1) % every == 0:
+            losses.append(round(running / every, 5))
+            running = 0.0
+        bar.update()
+    return losses
+
+
+GRAPH_CHUNK = 512  # steps of windows copied to the GPU at once
+GRAPH_WARMUP = 3  # eager steps before capture (on a side stream, as CUDA graphs require)
+
+
+def _flat_parameters(model: nn.Module) -> nn.Parameter:
+    """Every parameter of ``model`` moved into one flat parameter (returned), each parameter's data
+    and gradient becoming views of it and of its gradient: AdamW's update, elementwise, then takes
+    a few kernels instead of a few per parameter. Backward adds into the views, so zero the flat
+    gradient before each backward (instead of setting gradients to None)."""
+    params = list(model.parameters())
+    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    flat.grad = torch.zeros_like(flat)
+    offset = 0
+    for p in params:
+        p.data = flat.data[offset:offset + p.numel()].view_as(p)
+        p.grad = flat.grad[offset:offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return flat
+
+
+def _train_graphed(model: EarlyExitLM, config: LMConfig, draw: _WindowDrawer, steps: int, every: int,
+                   bar: tqdm) -> list[float]:
+    """:func:`_train_eager`'s steps on a GPU, each replayed as one CUDA graph.
+
+    A graph replays fixed memory, so the learning rate and AdamW's first beta (which the one-cycle
+    schedule moves every step) live in GPU tensors refilled before each step from a schedule
+    stepped on a stand-in optimiser: OneCycleLR would replace a tensor beta with a float, which
+    the graph would never see. The batch is copied into one fixed tensor, and the parameters are
+    one flat tensor (:func:`_flat_parameters`): the same AdamW, elementwise, in a few kernels.
+    """
+    device = next(model.parameters()).device
+    stand_in = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=config.lr, weight_decay=0.01)
+    schedule, group = _schedule(stand_in, config), stand_in.param_groups[0]
+    lr = torch.tensor(float(group["lr"]), device=device)
+    beta1 = torch.tensor(float(group["betas"][0]), device=device)
+    flat = _flat_parameters(model)
+    optimiser = torch.optim.AdamW([flat], lr=lr, weight_decay=0.01, capturable=True, foreach=False)
+    # only beta1 moves; a tensor beta2 (AdamW wants both or neither) would be read back to the host,
+    # which capture forbids, and so would either in the multi-tensor path (foreach=False)
+    optimiser.param_groups[0]["betas"] = (beta1, optimiser.param_groups[0]["betas"][1])
+    batch = torch.zeros((config.batch_size, config.context + 1), dtype=torch.long, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+
+    def one_step() -> None:
+        flat.grad.zero_()
+        loss = _weighted_loss(model._exits(model._embed(batch[:, :-1])), batch[:, 1:], config.exit_weights)
+        loss.backward()
+        optimiser.step()
+        loss_sum.add_(loss.detach().double())
+
+    graph, side, losses = torch.cuda.CUDAGraph(), torch.cuda.Stream(), []
+    chunk = batch[None]  # replaced at step 0
+    for step in range(steps):
+        if step % GRAPH_CHUNK == 0:
+            chunk = draw(min(GRAPH_CHUNK, steps - step)).to(device)
+        batch.copy_(chunk[step % GRAPH_CHUNK])
+        lr.fill_(float(group["lr"]))
+        beta1.fill_(float(group["betas"][0]))
+        if step < GRAPH_WARMUP:
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                one_step()
+            torch.cuda.current_stream().wait_stream(side)
+        else:
+            if step == GRAPH_WARMUP:  # capture records the step without running it
+                with torch.cuda.graph(graph):
+                    one_step()
+            graph.replay()
+        stand_in.step()  # no gradients: only keeps the schedule's bookkeeping in order
+        schedule.step()
+        if (step + 1) % every == 0:
+            losses.append(round(float(loss_sum) / every, 5))
+            loss_sum.zero_()
+        bar.update()
+    torch.cuda.synchronize(device)
+    return losses
+
+
 @torch.no_grad()
 def exit_logits_over(model: EarlyExitLM, tokens: torch.Tensor) -> list[torch.Tensor]:
     """Every exit's logits for the next token at every position of a text: a list (one per layer)

@@ -39,6 +39,11 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """``device`` as a torch device; None: :func:`default_device`."""
+    return torch.device(device) if device is not None else default_device()
+
+
 def progress_enabled(progress: bool | None) -> bool:
     """Show progress bars unless told not to (``EARLYEXIT_PROGRESS=0``, set for committed notebooks)."""
     if progress is not None:
