@@ -12,6 +12,7 @@ from earlyexit.transformer import (
     EarlyExitLM,
     KVCache,
     LMConfig,
+    _flat_parameters,
     causal_mask,
     early_exit_loss,
     exit_accuracy,
@@ -91,31 +92,30 @@ def test_a_prefix_of_training_logs_the_start_of_the_whole_run():
     assert prefix.losses == whole.losses[:10] and prefix.log["steps"] == 10
 
 
-
 def test_one_flat_parameter_trains_exactly_as_the_separate_parameters_do():
     """The GPU path's flat parameter (views for every parameter and gradient, zeroed, not set to
     None): the same losses and weights as AdamW over the separate parameters, step for step."""
-    from earlyexit.transformer import _flat_parameters
     torch.manual_seed(0)
     ids = torch.randint(0, 10, (4, 13))
     separate = EarlyExitLM(LMConfig(**TINY))
     flat_model = copy.deepcopy(separate)
     flat = _flat_parameters(flat_model)
-    assert all(p.data_ptr() >= flat.data_ptr() for p in flat_model.parameters())  # views of the flat tensor
-    optimisers = (torch.optim.AdamW(separate.parameters(), lr=0.01, weight_decay=0.01, foreach=False),
-                  torch.optim.AdamW([flat], lr=0.01, weight_decay=0.01, foreach=False))
+    end = flat.data_ptr() + flat.numel() * flat.element_size()
+    for p in flat_model.parameters():  # every parameter and its gradient: views inside the flat tensors
+        assert flat.data_ptr() <= p.data_ptr() < end and p.grad.untyped_storage().data_ptr() == flat.grad.data_ptr()
+    separate_adamw = torch.optim.AdamW(separate.parameters(), lr=0.01, weight_decay=0.01, foreach=False)
+    flat_adamw = torch.optim.AdamW([flat], lr=0.01, weight_decay=0.01, foreach=False)
+
+    def step(model: EarlyExitLM, optimiser: torch.optim.Optimizer) -> float:
+        loss = early_exit_loss(model(ids[:, :-1]), ids[:, 1:], (1.0, 1.0))
+        loss.backward()
+        optimiser.step()
+        return float(loss.detach())
+
     for _ in range(5):
-        losses = []
-        for model, optimiser in zip((separate, flat_model), optimisers):
-            if model is separate:
-                optimiser.zero_grad(set_to_none=True)
-            else:
-                flat.grad.zero_()
-            loss = early_exit_loss(model(ids[:, :-1]), ids[:, 1:], (1.0, 1.0))
-            loss.backward()
-            optimiser.step()
-            losses.append(float(loss.detach()))
-        assert losses[0] == pytest.approx(losses[1], abs=1e-6)
+        separate_adamw.zero_grad(set_to_none=True)
+        flat.grad.zero_()
+        assert step(separate, separate_adamw) == pytest.approx(step(flat_model, flat_adamw), abs=1e-6)
     for a, b in zip(separate.parameters(), flat_model.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
 
