@@ -72,7 +72,6 @@ ALLOWED = [
     ("06_comparison", "the most accurate static network of no greater cost",
      "the primary comparison, defined; its verdict is glued where it is made"),
     ("06_comparison", "both cheaper and more accurate", "the Pareto front, defined"),
-    ("11_token_exits", "at the best length", "names the rung the rule compares with; both values glued"),
     ("04_joint_loss", "at the best", "names the rung the rule compares with; both values glued"),
     ("11_token_exits", "The first layer that is not measurably less accurate than the last",
      "the rule that picks the layer, defined; each layer glued beside it"),
