@@ -98,7 +98,8 @@ lint: $(STAMP)
 
 # On two workers with one thread each: most tests are short and spend their time in Python, and
 # this took 97 s against 122 s one after another (two threads) on the book's 2-core machine.
-unit: $(STAMP)
+# The data first: the provenance tests retrain on it.
+unit: data
 	OMP_NUM_THREADS=1 $(BIN)/pytest tests --ignore=tests/browser -n 2
 
 # nbval re-executes every notebook: any unexpected error fails; cells tagged nbval-check-output
