@@ -325,10 +325,25 @@ class _WindowDrawer:
         self.count, self.batch_size = len(tokens) - window, config.batch_size
         self.generator = torch.Generator().manual_seed(config.seed)
 
+    def one(self) -> torch.Tensor:
+        """The next batch, (batch_size, window)."""
+        return self.windows[torch.randint(self.count, (self.batch_size,), generator=self.generator)]
+
     def __call__(self, steps: int = 1) -> torch.Tensor:
         """The next ``steps`` batches, (steps, batch_size, window)."""
-        return torch.stack([self.windows[torch.randint(self.count, (self.batch_size,), generator=self.generator)]
-                            for _ in range(steps)])
+        return torch.stack([self.one() for _ in range(steps)])
+
+
+WEIGHT_DECAY = 0.01  # AdamW's, in every training loop of the language models
+
+
+def _adamw(params: list, lr: float | torch.Tensor, **options: object) -> torch.optim.AdamW:
+    return torch.optim.AdamW(params, lr=lr, weight_decay=WEIGHT_DECAY, **options)
+
+
+def _mean_loss(losses: list[float], total: float, every: int) -> None:
+    """Log the mean training loss of the last ``every`` steps."""
+    losses.append(round(total / every, 5))
 
 
 def _schedule(optimiser: torch.optim.Optimizer, config: LMConfig) -> torch.optim.lr_scheduler.OneCycleLR:
@@ -337,11 +352,11 @@ def _schedule(optimiser: torch.optim.Optimizer, config: LMConfig) -> torch.optim
 
 def _train_eager(model: EarlyExitLM, config: LMConfig, draw: _WindowDrawer, steps: int, every: int,
                  bar: tqdm, device: torch.device) -> list[float]:
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    optimiser = _adamw(list(model.parameters()), config.lr)
     schedule = _schedule(optimiser, config)
     losses, running = [], 0.0
     for step in range(steps):
-        batch = draw()[0].to(device)
+        batch = draw.one().to(device)
         loss = early_exit_loss(model(batch[:, :-1]), batch[:, 1:], config.exit_weights)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -349,7 +364,7 @@ def _train_eager(model: EarlyExitLM, config: LMConfig, draw: _WindowDrawer, step
         schedule.step()
         running += float(loss.detach())
         if (step + 1) % every == 0:
-            losses.append(round(running / every, 5))
+            _mean_loss(losses, running, every)
             running = 0.0
         bar.update()
     return losses
@@ -386,12 +401,12 @@ def _train_graphed(model: EarlyExitLM, config: LMConfig, draw: _WindowDrawer, st
     one flat tensor (:func:`_flat_parameters`): the same AdamW, elementwise, in a few kernels.
     """
     device = next(model.parameters()).device
-    stand_in = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=config.lr, weight_decay=0.01)
+    stand_in = _adamw([torch.zeros(1, requires_grad=True)], config.lr)
     schedule, group = _schedule(stand_in, config), stand_in.param_groups[0]
     lr = torch.tensor(float(group["lr"]), device=device)
     beta1 = torch.tensor(float(group["betas"][0]), device=device)
     flat = _flat_parameters(model)
-    optimiser = torch.optim.AdamW([flat], lr=lr, weight_decay=0.01, capturable=True, foreach=False)
+    optimiser = _adamw([flat], lr, capturable=True, foreach=False)
     # only beta1 moves; a tensor beta2 (AdamW wants both or neither) would be read back to the host,
     # which capture forbids, and so would either in the multi-tensor path (foreach=False)
     optimiser.param_groups[0]["betas"] = (beta1, optimiser.param_groups[0]["betas"][1])
@@ -426,7 +441,7 @@ def _train_graphed(model: EarlyExitLM, config: LMConfig, draw: _WindowDrawer, st
         stand_in.step()  # no gradients: only keeps the schedule's bookkeeping in order
         schedule.step()
         if (step + 1) % every == 0:
-            losses.append(round(float(loss_sum) / every, 5))
+            _mean_loss(losses, float(loss_sum), every)
             loss_sum.zero_()
         bar.update()
     torch.cuda.synchronize(device)
