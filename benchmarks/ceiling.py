@@ -23,15 +23,18 @@ on test:
 * **three blocks, pooled head**: both changes at once (the pooled head trained on the
   three-block model's frozen block 1).
 
-Two tables. Per design, in one interleaved run each: the share leaving at exit 1 (on test,
+Three tables. Per design, in one interleaved run each: the share leaving at exit 1 (on test,
 and on the timed images, which the ceiling uses), accuracy on test (early exit minus its
 own full network, paired, McNemar), each graph's median time alone, the ceiling, and the
 two-stage server against the faster of that network's full graph on one thread and on two
 (picked by median in the same run, which can flatter only the baseline). Then what decides
 which design to serve: every design's two-stage server in one interleaved race, against the
 book's, with its early exit's accuracy against the book's early exit on the same test images
-(McNemar). Rounds run in three blocks (``earlyexit.timing``). Nothing else should run on the
-machine meanwhile.
+(McNemar). Last, batch size 256 (``--batch``): the first stage on a batch, the second on the
+images of it that go on, the full graph on it, each alone on one thread, the ceiling they set,
+and the two stages with the routing in NumPy between them against the faster full graph.
+Rounds run in three blocks (``earlyexit.timing``). Nothing else should run on the machine
+meanwhile.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from earlyexit.models import IMAGE_SHAPE, EarlyExitCNN
 from earlyexit.operating_point import book_operating_point
 from earlyexit.recipes import THREE_BLOCKS
 from earlyexit.report import table
-from earlyexit.serving import BoundSession, OneGraphServer, TwoStageServer
+from earlyexit.serving import BoundSession, OneGraphServer, TwoStageServer, session
 from earlyexit.speed import MIN_TIMED_IMAGES, timing_sample
 from earlyexit.stats import mcnemar
 from earlyexit.thresholds import BUDGET_SHARE, choose_on_validation
@@ -184,6 +187,41 @@ def time_candidate(c: dict, images: list[np.ndarray], repeats: int) -> dict:
             "speedup": speedup(t[baseline], t["two stages"])}
 
 
+def time_batch(c: dict, batch: torch.Tensor, repeats: int) -> dict:
+    """At batch size ``len(batch)``: each graph alone on one thread (the second on the images of
+    the batch that go on), the ceiling they set, and the two stages with the routing between
+    them in NumPy against the faster of the full graph on one thread and on two."""
+    threshold = c["chosen"].threshold
+    sessions = {name: session(path) for name, path in c["paths"].items()}
+    sessions["full, 2 threads"] = session(c["paths"]["full"], threads=2)
+
+    def call(name: str, x: np.ndarray) -> list[np.ndarray]:
+        s = sessions[name]
+        return s.run(None, {s.get_inputs()[0].name: x})
+
+    images = batch.numpy()
+    _, score, features = call("first", images)
+    onward = score.reshape(-1) <= threshold  # as the servers route: leave when above the threshold
+    deep = np.ascontiguousarray(features[onward])
+
+    def two_stages() -> np.ndarray:
+        logits, score, features = call("first", images)
+        on = score.reshape(-1) <= threshold
+        if on.any():
+            logits[on] = call("second", np.ascontiguousarray(features[on]))[0]
+        return logits
+
+    calls = {"first alone": lambda: call("first", images), "second alone": lambda: call("second", deep),
+             "full, 1 thread": lambda: call("full", images), "full, 2 threads": lambda: call("full, 2 threads", images),
+             "two stages": two_stages}
+    t = time_interleaved(calls, repeats=repeats, warmup=1)
+    per = {name: timing.median / len(batch) for name, timing in t.items()}
+    ceiling = per["full, 1 thread"] / (per["first alone"] + per["second alone"])
+    baseline = min(("full, 1 thread", "full, 2 threads"), key=lambda n: t[n].median)
+    return {"per": per, "goes_on": float(onward.mean()), "ceiling": ceiling, "baseline": baseline,
+            "speedup": speedup(t[baseline], t["two stages"])}
+
+
 def race(candidates: list[dict], images: list[np.ndarray], repeats: int) -> dict:
     """Every design's two-stage server in one interleaved run: {name: speedup over the book's server}."""
     servers = {c["name"]: TwoStageServer(c["paths"]["first"], c["paths"]["second"], c["chosen"].threshold,
@@ -198,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15, help="timed rounds, in three blocks")
     parser.add_argument("--images", type=int, default=256, help="test images per round, one at a time")
+    parser.add_argument("--batch", type=int, default=256, help="the batch size of the last table (0: none)")
     args = parser.parse_args(argv)
     if args.images < MIN_TIMED_IMAGES or args.repeats < 3:
         parser.error(f"--images needs at least {MIN_TIMED_IMAGES} and --repeats at least 3 (one round per block)")
@@ -244,6 +283,24 @@ def main(argv: list[str] | None = None) -> int:
                   "" if i == 0 else raced[c["name"]][1].verdict(),
                   "" if i == 0 else mcnemar(c["correct"], candidates[0]["correct"]).verdict()]
                  for i, c in enumerate(candidates)])._repr_markdown_())
+    if args.batch:
+        batch = timing_sample(data.test_images, args.batch)
+        print(f"\nBatch size {args.batch}, the same {args.batch} test images for every design: the first stage "
+              "on the batch, the second on the images that go on, the full graph on the batch (each alone, "
+              "one thread), the ceiling they set (routing free), and the two stages with the routing in NumPy "
+              "between them against the faster full graph (one thread or two, picked by median in the same run).")
+        rows = []
+        for c in candidates:
+            m = time_batch(c, batch, args.repeats)
+            per = m["per"]
+            rows.append([c["name"], f"{1 - m['goes_on']:.1%}",
+                         *(f"{per[k] * 1e6:.1f}" for k in ("first alone", "second alone", "full, 1 thread",
+                                                            "full, 2 threads", "two stages")),
+                         f"{m['ceiling']:.2f}x", f"{m['speedup'].verdict()} vs {m['baseline']}"])
+        print(table(["design", "leave at exit 1 (batch)", "first (µs per image)", "second (µs per image)",
+                     "full, 1 thread (µs)", "full, 2 threads (µs)", "two stages (µs)",
+                     "ceiling (over full, 1 thread)", "two stages against the faster full graph"],
+                    rows)._repr_markdown_())
     return 0
 
 
