@@ -50,7 +50,7 @@ class LMConfig:
     heads: int = 4
     context: int = 48
     exit_weights: tuple[float, ...] | None = None  # None: 1 for every layer
-    steps: int = 48000  # the ladder's choice (recipes.lm_ladder), see Chapter 11
+    steps: int = 96000  # the ladder's choice (recipes.lm_ladder), see Chapter 11
     batch_size: int = 32
     lr: float = 5e-3
     seed: int = 0
