@@ -192,21 +192,24 @@ def time_batch(c: dict, batch: torch.Tensor, repeats: int) -> dict:
     """At batch size ``len(batch)``, with one thread and with two: each graph alone (the second
     on the images of the batch that go on), the ceiling they set, and the two stages with the
     routing between them in NumPy against the faster of the full graph on one thread and on two."""
-    threshold = c["chosen"].threshold
+    threshold = np.float32(c["chosen"].threshold)  # as TwoStageServer compares it
     sessions = {(name, t): session(path, threads=t) for name, path in c["paths"].items() for t in (1, 2)}
+    inputs = {key: s.get_inputs()[0].name for key, s in sessions.items()}  # looked up once, not in timed calls
 
     def call(name: str, x: np.ndarray, threads: int = 1) -> list[np.ndarray]:
-        s = sessions[name, threads]
-        return s.run(None, {s.get_inputs()[0].name: x})
+        return sessions[name, threads].run(None, {inputs[name, threads]: x})
+
+    def goes_on(score: np.ndarray) -> np.ndarray:
+        return ~(score.reshape(-1) > threshold)  # the servers' rule: not above the threshold (NaN) goes on
 
     images = batch.numpy()
     _, score, features = call("first", images)
-    onward = score.reshape(-1) <= threshold  # as the servers route: leave when above the threshold
+    onward = goes_on(score)
     deep = np.ascontiguousarray(features[onward])
 
     def two_stages(threads: int) -> np.ndarray:
         logits, score, features = call("first", images, threads)
-        on = score.reshape(-1) <= threshold
+        on = goes_on(score)
         if on.any():
             logits[on] = call("second", np.ascontiguousarray(features[on]), threads)[0]
         return logits
