@@ -86,6 +86,7 @@ def test_runs_on_another_cpu_or_with_other_code_do_not_count(tmp_path):
     ('{"runs": [{"cpu": "x", "code": "y"}]}', "run 0: needs cpu, code and ratios"),
     ('{"runs": [{"cpu": "x", "code": "y", "ratios": {"a": [1.0, 2.0, 1.5]}}]}', "run 0: an interval needs low <= high"),
     ('{"runs": [{"cpu": "x", "code": "y", "ratios": {"a": [1.0, NaN, 1.5]}}]}', "run 0"),
+    ('{"runs": [{"cpu": "x", "code": "y", "ratios": {}, "values": {"a": NaN}}]}', "run 0: value 'a' must be"),
 ])
 def test_a_damaged_runs_file_is_refused_with_its_name(tmp_path, text, problem):
     path = runs_path("99_test", tmp_path)
@@ -105,3 +106,30 @@ def test_a_recorded_run_at_one_end_of_the_runs_does_not_fail_a_re_run_at_the_oth
     checker = ChapterResults("99_test", mode="check", folder=tmp_path)
     checker.keep_ratio("step", ratio(2.6, 2.85))
     assert checker.recorded["step"].tolerance > 2.85 / 0.9
+
+
+def test_values_without_an_interval_are_reported_for_every_run(tmp_path):
+    # A simulated rate and a picked setting, in three runs: each run sees every earlier one.
+    for i, (gain, pick) in enumerate([(1.84, "E=2, k=4"), (0.29, "E=1, k=4"), (1.1, "E=2, k=4")]):
+        results = ChapterResults("99_test", mode="record" if i == 2 else "repeat", folder=tmp_path)
+        gains = results.note_run("rate_gain", gain)
+        picks = results.note_run("pick", pick)
+    assert gains == [1.84, 0.29, 1.1] and picks == ["E=2, k=4", "E=1, k=4", "E=2, k=4"]
+    assert [run.values for run in read_runs(runs_path("99_test", tmp_path))][0] == {"rate_gain": 1.84,
+                                                                                  "pick": "E=2, k=4"}
+    # A reader's run (warn) adds nothing to the file but still sees the recorded runs.
+    with pytest.warns(UserWarning, match="no recorded results"):  # the runs noted, nothing kept
+        reader = ChapterResults("99_test", mode="warn", folder=tmp_path)
+    assert reader.note_run("rate_gain", 0.5) == [1.84, 0.29, 1.1, 0.5]
+    assert len(read_runs(runs_path("99_test", tmp_path))) == 3
+    with pytest.raises(ValueError, match="noted twice"):
+        reader.note_run("rate_gain", 0.6)
+    for bad in (float("nan"), float("inf"), "", None, True):
+        with pytest.raises(ValueError, match="finite number or a non-empty name"):
+            reader.note_run("other", bad)
+
+
+def test_a_run_of_one_gives_its_own_direction_in_the_table(tmp_path):
+    results = ChapterResults("99_test", mode="record", folder=tmp_path)
+    results.keep_ratio("slower_1", ratio(0.6, 0.8), above="shorter", below="longer")
+    assert results.runs_table().rows == [["slower_1", f"{1 / ratio(0.6, 0.8).estimate:.2f}x longer", "longer"]]

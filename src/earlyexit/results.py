@@ -41,7 +41,17 @@ from pathlib import Path
 
 from .checks import check_bool, check_int, check_number, check_type, damaged_file, read_json_file
 from .report import Table, table
-from .runs import Run, across_runs, code_identity, read_runs, run_words, target_across, verdict_across, write_runs
+from .runs import (
+    Run,
+    across_runs,
+    check_value,
+    code_identity,
+    read_runs,
+    run_words,
+    target_across,
+    verdict_across,
+    write_runs,
+)
 from .stats import Interval, mean_and_sd, seed_tolerance
 from .timing import machine_info, ratio_factor
 from .utils import atomic_write, repo_root
@@ -291,12 +301,13 @@ class ChapterResults:
         runs: words chosen from it hold in every run."""
         self._add_run(key, ratio, "keep_ratio")
         runs = self.runs_of(key)
+        across = across_runs(runs)
         self._words[key] = (above, below)
-        factor = max(self._factor(key), check_number("at_least", at_least, 1.0))
+        factor = max(ratio_factor(across.low, across.high), check_number("at_least", at_least, 1.0))
         self.keep(key, ratio.estimate, factor, why,
                   text=verdict_across(ratio, runs, above, below) if text is None else text, factor=True,
-                  interval=self._checked_interval(key, ratio) if direction_checked else None)
-        return self.across(key)
+                  interval=self._checked_interval(across, ratio) if direction_checked else None)
+        return across
 
     def keep_target(self, key: str, ratio: Interval, target: float) -> str:
         """Keep whether a speed ratio meets ``target`` in every run on this CPU: glued as "met in all
@@ -306,10 +317,11 @@ class ChapterResults:
         target; on any CPU, when the speedup turns into a slowdown."""
         target = check_number("target", target, open_low=True)
         self._add_run(key, ratio, "keep_target", target)
-        self.keep(key, ratio.estimate, self._factor(key), TARGET_WHY,
+        across = self.across(key)
+        self.keep(key, ratio.estimate, ratio_factor(across.low, across.high), TARGET_WHY,
                   text=target_across(self.runs_of(key), target), factor=True,
-                  interval=self._checked_interval(key, ratio), target=target)
-        return self.across(key).against(target)
+                  interval=self._checked_interval(across, ratio), target=target)
+        return across.against(target)
 
     def _add_run(self, key: str, ratio: Interval, method: str, target: float | None = None) -> None:
         check_type("ratio", ratio, Interval, "an Interval (earlyexit.timing.speedup)")
@@ -323,20 +335,24 @@ class ChapterResults:
         if self.mode in ("record", "repeat"):
             write_runs(self.runs_path, self.chapter, self.others + [self.run])
 
-    def _factor(self, key: str) -> float:
-        """How far a re-run may move ``key``'s ratio: :func:`~earlyexit.timing.ratio_factor` of the
-        interval spanning every run on this CPU, so that a recorded run that landed at one end of
-        the runs does not fail a re-run that lands at the other."""
-        across = self.across(key)
-        return ratio_factor(across.low, across.high)
+    def _checked_interval(self, across: Interval, ratio: Interval) -> tuple[float, float]:
+        """Recorded: the span of every run's interval on this CPU (``across``), so that a direction
+        or target verdict is held against re-runs only where all the runs gave it. Checked: this
+        run's own. (The tolerance, :func:`~earlyexit.timing.ratio_factor` of the same span, lets
+        a re-run land at the other end of the runs from the recorded one.)"""
+        return (ratio.low, ratio.high) if self.mode != "record" else (across.low, across.high)
 
-    def _checked_interval(self, key: str, ratio: Interval) -> tuple[float, float]:
-        """Recorded: the span of every run's interval on this CPU, so that a direction or target
-        verdict is held against re-runs only where all the runs gave it. Checked: this run's own."""
-        if self.mode != "record":
-            return ratio.low, ratio.high
-        across = self.across(key)
-        return across.low, across.high
+    def note_run(self, key: str, value: float | str) -> list[float | str]:
+        """Write what this run measured without an interval (a simulated rate) or chose (the
+        setting it picked) to its entry in the runs file; return ``key``'s value in every run on
+        this CPU with this code, this run last, so that the chapter reports every repetition."""
+        value = check_value(key, value)
+        if key in self.run.values:
+            raise ValueError(f"{key!r} is noted twice in {self.chapter}")
+        self.run.values[key] = value
+        if self.mode in ("record", "repeat"):
+            write_runs(self.runs_path, self.chapter, self.others + [self.run])
+        return [run.values[key] for run in self.earlier + [self.run] if key in run.values]
 
     def runs_of(self, key: str) -> list[Interval]:
         """``key``'s interval in every earlier run on this CPU with this code, and in this run (last)."""
@@ -359,9 +375,8 @@ class ChapterResults:
             above, below = self._words.get(key, ("faster", "slower"))
             cells = [run_words(run.interval(key), target, above, below) if key in run.ratios else "-"
                      for run in runs]
-            across = self.across(key)
-            summary = run_words(across, target, above, below) if len(self.runs_of(key)) > 1 else cells[-1]
-            rows.append([key, *cells, summary.split("x ")[-1] if "x " in summary else summary])
+            across = self.across(key)  # with one run, its own verdict
+            rows.append([key, *cells, run_words(across, target, above, below, size=False)])
         headers = ["result", *(f"run {i + 1}" for i in range(len(runs) - 1)), "this run", "all runs"]
         _glue("timing_runs", str(len(runs)))  # for the prose beside the table
         return table(headers, rows)

@@ -21,6 +21,7 @@ A run on another CPU, or with other code, does not count: a reader's re-run is j
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,20 +60,22 @@ def code_identity(chapter: str, notebooks: Path) -> str:
 
 @dataclass
 class Run:
-    """One run of a chapter: where it ran, with what code, and the ratios it measured
-    (key -> (estimate, low, high)) with their targets."""
+    """One run of a chapter: where it ran, with what code, the ratios it measured
+    (key -> (estimate, low, high)) with their targets, and what it measured without an interval
+    or chose (key -> a number or a name: a simulated rate, the setting a run picked)."""
 
     cpu: str
     code: str
     ratios: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     targets: dict[str, float] = field(default_factory=dict)
+    values: dict[str, float | str] = field(default_factory=dict)
 
     def interval(self, key: str) -> Interval | None:
         return Interval(*self.ratios[key], null=1.0) if key in self.ratios else None
 
     def to_json(self) -> dict:
         return {"cpu": self.cpu, "code": self.code, "ratios": {k: list(v) for k, v in self.ratios.items()},
-                "targets": self.targets}
+                "targets": self.targets, "values": self.values}
 
 
 def read_runs(path: Path) -> list[Run]:
@@ -91,7 +94,8 @@ def read_runs(path: Path) -> list[Run]:
                 raise ValueError(f"needs cpu, code and ratios, got {entry!r}")
             run = Run(entry["cpu"], entry["code"],
                       {k: tuple(float(x) for x in v) for k, v in entry["ratios"].items()},
-                      {k: float(v) for k, v in entry.get("targets", {}).items()})
+                      {k: float(v) for k, v in entry.get("targets", {}).items()},
+                      {k: check_value(k, v) for k, v in entry.get("values", {}).items()})
             if not isinstance(run.cpu, str) or not isinstance(run.code, str):
                 raise ValueError("cpu and code must be text")
             for key in run.ratios:
@@ -109,16 +113,25 @@ def write_runs(path: Path, chapter: str, runs: Sequence[Run]) -> None:
                                   indent=1, sort_keys=True) + "\n")
 
 
-def run_words(ratio: Interval, target: float | None = None, above: str = "faster", below: str = "slower") -> str:
-    """One run's verdict, short, for the table of every repetition: "1.33x faster", "no difference",
-    or against a ``target``, "met", "missed" or "noise"."""
+def check_value(key: str, value: object) -> float | str:
+    """A run's value without an interval: a finite number or a non-empty name."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    raise ValueError(f"value {key!r} must be a finite number or a non-empty name, got {value!r}")
+
+
+def run_words(ratio: Interval, target: float | None = None, above: str = "faster", below: str = "slower",
+              size: bool = True) -> str:
+    """One run's verdict, short, for the table of every repetition: "1.33x faster" ("faster"
+    without its ``size``), "no difference", or against a ``target``, "met", "missed" or "noise"."""
     if target is not None:
         return {"met": "met", "missed": "missed", "inside the noise": "noise"}[ratio.against(target)]
-    if ratio.direction > 0:
-        return f"{ratio.estimate:.2f}x {above}"
-    if ratio.direction < 0:
-        return f"{1 / ratio.estimate:.2f}x {below}"
-    return "no difference"
+    if ratio.direction == 0:
+        return "no difference"
+    word, factor = (above, ratio.estimate) if ratio.direction > 0 else (below, 1 / ratio.estimate)
+    return f"{factor:.2f}x {word}" if size else word
 
 
 def verdict_across(this: Interval, runs: Sequence[Interval], above: str = "faster", below: str = "slower") -> str:
