@@ -5,8 +5,9 @@ strategy say. Random tiny models in float64, so that rounding cannot tip a near 
 import pytest
 import torch
 
-from earlyexit.decoding import MissingKVError, early_exit_generate, greedy, speculative_generate
-from earlyexit.text import encode, prompts
+from earlyexit import decoding
+from earlyexit.decoding import MissingKVError, early_exit_generate, greedy, speculative_generate, sums_right
+from earlyexit.text import decode, encode, prompts
 from earlyexit.transformer import EarlyExitLM, KVCache, LMConfig
 
 
@@ -105,10 +106,10 @@ def test_the_cache_cuts_back_and_bad_arguments_fail_clearly(model):
     ([-1, 4], ValueError, "prompt must hold token ids from 0 to 13"),
 ])
 def test_a_prompt_is_one_sequence_of_token_ids_or_it_is_refused(model, prompt, error, message):
-    for decode in (lambda p: greedy(model, p, 2), lambda p: early_exit_generate(model, p, 2, 0.9),
-                   lambda p: speculative_generate(model, p, 2, 1, 2)):
+    for generate in (lambda p: greedy(model, p, 2), lambda p: early_exit_generate(model, p, 2, 0.9),
+                     lambda p: speculative_generate(model, p, 2, 1, 2)):
         with pytest.raises(error, match=message):
-            decode(prompt)
+            generate(prompt)
 
 
 def test_a_batch_of_one_prompt_decodes_as_the_prompt_itself(model):
@@ -117,3 +118,31 @@ def test_a_batch_of_one_prompt_decodes_as_the_prompt_itself(model):
         greedy(model, PROMPTS[0], 5, cache="no")
     with pytest.raises(TypeError, match="model must be an EarlyExitLM"):
         greedy(model.state_dict(), PROMPTS[0], 5)
+
+
+def _answering(offset: int = 0, end: str = ";"):
+    """A stand-in for greedy decoding that answers ``a+b=`` with ``a + b + offset`` then ``end``."""
+    def answer(model, prompt, steps):
+        a, b = (int(x) for x in decode(prompt)[:-1].split("+"))
+        return encode(f"{a + b + offset}{end}{';' * steps}")[:steps].tolist(), None
+    return answer
+
+
+@pytest.mark.parametrize("offset, end, expected", [(0, ";", True), (1, ";", False), (0, "0", False),
+                                                   (100, ";", False)])
+def test_sums_right_checks_the_sum_and_the_lines_end(monkeypatch, model, offset, end, expected):
+    monkeypatch.setattr(decoding, "greedy", _answering(offset, end))
+    questions = ["12+34=", "99+99=", "5+7="]
+    assert sums_right(model, questions).tolist() == [expected] * len(questions)
+
+
+def test_sums_right_with_a_real_model_gives_one_bool_per_question(model):
+    right = sums_right(model, prompts(3))
+    assert right.dtype == torch.bool and right.shape == (3,)
+
+
+@pytest.mark.parametrize("questions, error", [("12+34=", TypeError), (["12+34"], ValueError),
+                                              (["12-34="], ValueError), ([12], ValueError)])
+def test_sums_right_refuses_what_is_not_a_question(model, questions, error):
+    with pytest.raises(error, match="question"):
+        sums_right(model, questions)

@@ -8,7 +8,7 @@ from earlyexit.checkpoints import CheckpointError, Entry, Manifest, load_or_trai
 from earlyexit.pretrain import config_of, missing, plan, pretrain
 from earlyexit.text import make_splits
 from earlyexit.training import TrainConfig
-from earlyexit.transformer import EarlyExitLM, LMConfig
+from earlyexit.transformer import EarlyExitLM, LMConfig, train_lm
 
 TINY_LM = LMConfig(layers=1, width=8, heads=1, context=8, steps=2, batch_size=2)
 
@@ -76,3 +76,14 @@ def test_a_damaged_list_is_named(tmp_path):
         pretrain(workers=1, folder=tmp_path)
     write_manifest(Manifest(), tmp_path)
     assert pretrain(workers=1, folder=tmp_path) == 0
+
+
+def test_pretrain_resumes_a_saved_run_and_removes_its_state(tmp_path, quick_recipe):
+    config = LMConfig(layers=1, width=8, heads=1, context=8, steps=6, batch_size=2)
+    plan([config], tmp_path)
+    state = pretrain_module.resume_file(read_manifest(tmp_path).entries[config.name()], tmp_path)
+    train_lm(config, make_splits(train_chains=50, held_out_chains=5), progress=False, stop_after=3, resume=state)
+    assert pretrain(workers=1, folder=tmp_path, progress=False, resume=True) == 1
+    entry = read_manifest(tmp_path).entries[config.name()]
+    assert [s["from_step"] for s in entry.log["segments"]] == [0, 3] and entry.log["steps"] == 6
+    assert not state.exists()  # shipped, so the run's state is gone

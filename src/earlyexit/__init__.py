@@ -7,7 +7,8 @@ One job per module. The CNN: :mod:`~earlyexit.data` (finding and splitting the d
 :mod:`~earlyexit.export` (``torch.export`` and ONNX), :mod:`~earlyexit.training` (the training loop),
 :mod:`~earlyexit.checkpoints` (shipped and cached weights), :mod:`~earlyexit.provenance`
 (what decided them), :mod:`~earlyexit.recipes` (the book's models, planned once),
-:mod:`~earlyexit.pretrain` (``make models``), :mod:`~earlyexit.baselines` (the skeptic's
+:mod:`~earlyexit.pretrain` (``make models``), :mod:`~earlyexit.resume` (a training longer than a
+session), :mod:`~earlyexit.baselines` (the skeptic's
 static networks), :mod:`~earlyexit.evaluation` (what a model or a rule does on a split),
 :mod:`~earlyexit.thresholds` (choosing thresholds), :mod:`~earlyexit.calibration` (how honest
 a confidence is), :mod:`~earlyexit.operating_point` (the book's operating point),

@@ -14,6 +14,7 @@ counts the work done, in *layer-positions*: one layer run for one position.
   hidden state (CALM's state copying: only the key and value projections run), and
   ``"recompute"`` runs the skipped layers for those positions later, batched with the next
   token that goes that deep.
+* :func:`sums_right` asks a model questions ``"a+b="`` and checks its greedy answers.
 * :func:`speculative_generate` drafts ``k`` tokens with the first ``draft_layers`` layers
   (their own KV cache), verifies them in one pass of the full model, and keeps the longest
   agreeing prefix plus the full model's next token: the output is the full model's greedy
@@ -22,12 +23,14 @@ counts the work done, in *layer-positions*: one layer run for one position.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import torch
 
 from .checks import check_bool, check_int, check_token_ids, check_type
 from .exits import check_threshold
+from .text import decode, encode
 from .transformer import EarlyExitLM, KVCache
 
 MISSING = ("error", "copy", "recompute")
@@ -95,6 +98,22 @@ def greedy(model: EarlyExitLM, prompt: torch.Tensor, steps: int, cache: bool = T
         ids.append(int(model.exit_logits(x[0, -1]).argmax()))
         stats.exit_layers.append(layers)
     return ids[-steps:] if steps else [], stats
+
+
+_QUESTION = re.compile(r"(\d+)\+(\d+)=")
+
+
+def sums_right(model: EarlyExitLM, questions: list[str]) -> torch.Tensor:
+    """Whether the model's greedy continuation of each question ``"a+b="`` is the sum and the
+    line's end, ``f"{a + b};"``: one bool per question."""
+    right = []
+    for question in check_type("questions", questions, list, "a list of strings like '12+34='"):
+        match = _QUESTION.fullmatch(question) if isinstance(question, str) else None
+        if match is None:
+            raise ValueError(f"a question must read 'a+b=' with whole numbers a and b, got {question!r}")
+        answer = f"{int(match[1]) + int(match[2])};"
+        right.append(decode(greedy(model, encode(question), len(answer))[0]) == answer)
+    return torch.tensor(right, dtype=torch.bool)
 
 
 @torch.no_grad()

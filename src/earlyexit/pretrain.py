@@ -99,14 +99,22 @@ def missing(manifest: Manifest, folder: Path | None = None) -> list[Entry]:
 _DATA: dict = {}
 
 
-def train_one(entry: Entry, folder: Path, device: str = "cpu") -> Entry:
+def resume_file(entry: Entry, folder: Path) -> Path:
+    """Where a resumable run of ``entry`` keeps its state (:mod:`earlyexit.resume`)."""
+    return folder / f"{entry.name}.resume.pt"
+
+
+def train_one(entry: Entry, folder: Path, device: str = "cpu", resume: bool = False) -> Entry:
     """Train one model (in a worker process) on ``device``, ship its weights into ``folder``, return
-    its new entry (whose ``trained_on`` names the GPU, if one trained it)."""
+    its new entry (whose ``trained_on`` names the GPU, if one trained it). With ``resume``, a
+    language model's run is saved every few minutes beside the weights and continued from there."""
     config = config_of(entry)
     if isinstance(config, LMConfig):
         if "lm" not in _DATA:
             _DATA["lm"] = make_splits()
-        trained = train_lm(config, _DATA["lm"], progress=False, device=device)
+        state = resume_file(entry, folder) if resume else None
+        trained = train_lm(config, _DATA["lm"], progress=False, device=device, resume=state,
+                           cuda_graph=state is None)
         model, log = trained.model, trained.log
     else:
         key = (config.dataset, config.val_size, config.split_seed)
@@ -114,8 +122,11 @@ def train_one(entry: Entry, folder: Path, device: str = "cpu") -> Entry:
             _DATA[key] = load_splits(config.dataset, val_size=config.val_size, seed=config.split_seed)
         trained = train(config, _DATA[key], progress=False, device=device)
         model, log = trained.model, trained.history
-    return ship(entry.name, entry.kind, entry.config, model, log, trained.train_seconds, machine(device),
-                folder)
+    shipped = ship(entry.name, entry.kind, entry.config, model, log, trained.train_seconds, machine(device),
+                   folder)
+    if resume:
+        resume_file(entry, folder).unlink(missing_ok=True)  # shipped: the run's state is no longer needed
+    return shipped
 
 
 def _threads(count: int) -> None:
@@ -140,10 +151,10 @@ def check_recipe(manifest: Manifest, kinds: set[str]) -> None:
 
 def pretrain(workers: int = 2, folder: Path | None = None, progress: bool = True,
              kinds: tuple[str, ...] = ("cnn", "lm"), threads: int | None = None,
-             only: tuple[str, ...] | None = None, device: str = "cpu") -> int:
+             only: tuple[str, ...] | None = None, device: str = "cpu", resume: bool = False) -> int:
     """Train every listed model of ``kinds`` (and among ``only``, the names given) whose file is
     missing, ``workers`` at a time on ``device``, each with ``threads`` threads (default: the cores
-    shared among the workers); how many were trained."""
+    shared among the workers); how many were trained. ``resume``: see :func:`train_one`."""
     check_int("workers", workers)
     folder = folder or models_dir()
     with manifest_lock(folder):
@@ -156,7 +167,7 @@ def pretrain(workers: int = 2, folder: Path | None = None, progress: bool = True
     threads = max(1, (os.cpu_count() or 1) // workers) if threads is None else check_int("threads", threads)
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_threads,
                              initargs=(threads,)) as pool:
-        futures = [pool.submit(train_one, entry, folder, device) for entry in todo]
+        futures = [pool.submit(train_one, entry, folder, device, resume) for entry in todo]
         for future in tqdm(as_completed(futures), total=len(futures), unit="model", disable=not progress):
             entry = future.result()  # a failed training fails the whole run, with its own error
             with manifest_lock(folder):
@@ -181,13 +192,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", default=None, help="train only these manifest entries")
     parser.add_argument("--device", default="cpu", help="where to train (default cpu: the shipped models' logs "
                         "come from CPUs; 'cuda' is faster and records the GPU in each model's entry)")
+    parser.add_argument("--resume", action="store_true", help="save each language model's run every few minutes "
+                        "(<name>.resume.pt beside the weights) and continue a saved run: for trainings longer "
+                        "than a session")
     args = parser.parse_args(argv)
     folder = Path(args.folder) if args.folder else None
     total = len(read_manifest(folder).entries)
     start = time.perf_counter()
     kinds = (args.kind,) if args.kind else ("cnn", "lm")
     trained = pretrain(args.workers, folder, progress=sys.stderr.isatty(), kinds=kinds, threads=args.threads,
-                       only=tuple(args.only) if args.only else None, device=args.device)
+                       only=tuple(args.only) if args.only else None, device=args.device,
+                       resume=args.resume)
     print(f"models: {total - trained} of {total} were present, {trained} trained "
           f"({args.workers} at a time) in {time.perf_counter() - start:.0f} s")
     return 0

@@ -317,9 +317,10 @@ class ChapterResults:
         target; on any CPU, when the speedup turns into a slowdown."""
         target = check_number("target", target, open_low=True)
         self._add_run(key, ratio, "keep_target", target)
-        across = self.across(key)
+        runs = self.runs_of(key)
+        across = across_runs(runs)
         self.keep(key, ratio.estimate, ratio_factor(across.low, across.high), TARGET_WHY,
-                  text=target_across(self.runs_of(key), target), factor=True,
+                  text=target_across(runs, target), factor=True,
                   interval=self._checked_interval(across, ratio), target=target)
         return across.against(target)
 
@@ -332,6 +333,10 @@ class ChapterResults:
         self.run.ratios[key] = (ratio.estimate, ratio.low, ratio.high)
         if target is not None:
             self.run.targets[key] = target
+        self._save_run()
+
+    def _save_run(self) -> None:
+        """Write this run's entry into the runs file, when recording or repeating."""
         if self.mode in ("record", "repeat"):
             write_runs(self.runs_path, self.chapter, self.others + [self.run])
 
@@ -350,8 +355,7 @@ class ChapterResults:
         if key in self.run.values:
             raise ValueError(f"{key!r} is noted twice in {self.chapter}")
         self.run.values[key] = value
-        if self.mode in ("record", "repeat"):
-            write_runs(self.runs_path, self.chapter, self.others + [self.run])
+        self._save_run()
         return [run.values[key] for run in self.earlier + [self.run] if key in run.values]
 
     def runs_of(self, key: str) -> list[Interval]:

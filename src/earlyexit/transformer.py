@@ -35,6 +35,7 @@ from tqdm.std import tqdm
 from .checkpoints import load_or_train
 from .checks import check_int, check_number, check_token_ids, check_type
 from .losses import check_weights
+from .resume import Progress, Resumable
 from .text import KINDS, VOCAB, TextSplits
 from .utils import progress_enabled, resolve_device, seed_everything
 
@@ -263,7 +264,7 @@ LOG_POINTS = 100  # training-loss points kept per run
 
 def train_lm(config: LMConfig, data: TextSplits, progress: bool | None = None,
              stop_after: int | None = None, device: torch.device | str | None = None,
-             cuda_graph: bool = True) -> TrainedLM:
+             cuda_graph: bool = True, resume: str | Path | None = None) -> TrainedLM:
     """AdamW with a one-cycle schedule, on random windows of the training text.
 
     The log keeps the mean training loss over every ``loss_every`` steps and, at the end,
@@ -274,6 +275,11 @@ def train_lm(config: LMConfig, data: TextSplits, progress: bool | None = None,
     each step (forward, backward, AdamW, the loss's running sum) is replayed as one CUDA graph
     unless ``cuda_graph`` is False: the same arithmetic, without launching each small kernel from
     Python (a model this small spends most of an eager step doing that).
+
+    ``resume`` names a file that keeps the run's whole state (:mod:`earlyexit.resume`), saved
+    every few minutes: a run that finds it carries on from where it was saved, so a training
+    longer than one session can be finished in the next. It needs eager steps (not a CUDA graph).
+    The log then says which machine trained which steps (``segments``).
     """
     if not isinstance(data, TextSplits):
         raise TypeError(f"data must be the TextSplits of earlyexit.text.make_splits, got {type(data).__name__}")
@@ -290,17 +296,24 @@ def train_lm(config: LMConfig, data: TextSplits, progress: bool | None = None,
     bar = tqdm(total=steps, unit="step", mininterval=1.0, desc=f"LM seed {config.seed}",
                disable=not progress_enabled(progress))
     model.train()
-    if device.type == "cuda" and cuda_graph:
-        losses = _train_graphed(model, config, draw, steps, every, bar)
+    graphed = device.type == "cuda" and cuda_graph
+    if graphed and resume is not None:
+        raise ValueError("resume needs eager steps: pass cuda_graph=False to resume on a GPU")
+    saver = None if resume is None else Resumable(resume, config.as_json(), config.steps)
+    if graphed:
+        losses, segments = _train_graphed(model, config, draw, steps, every, bar), []
     else:
-        losses = _train_eager(model, config, draw, steps, every, bar, device)
+        losses, segments = _train_eager(model, config, draw, steps, every, bar, device, saver)
     bar.close()
+    seconds = time.perf_counter() - start if saver is None else saver.seconds()
     model = model.cpu().eval()
     accuracy = exit_accuracy(model, data.validation, data.validation_kinds, len(KINDS))
     log = {"loss_every": every, "loss": losses, "steps": steps, "validation_scored_with": "exit_logits_over",
            "validation_accuracy": {kind: [None if math.isnan(a) else round(float(a), 5) for a in accuracy[:, k]]
                                    for k, kind in enumerate(KINDS)}}  # None: a kind the text lacks
-    return TrainedLM(model, config, log, time.perf_counter() - start)
+    if len(segments) > 1:
+        log["segments"] = segments  # resumed: which machine trained from which step
+    return TrainedLM(model, config, log, seconds)
 
 
 def train_lm_cached(config: LMConfig, data: TextSplits, progress: bool | None = None,
@@ -351,23 +364,29 @@ def _schedule(optimiser: torch.optim.Optimizer, config: LMConfig) -> torch.optim
 
 
 def _train_eager(model: EarlyExitLM, config: LMConfig, draw: _WindowDrawer, steps: int, every: int,
-                 bar: tqdm, device: torch.device) -> list[float]:
+                 bar: tqdm, device: torch.device, saver: Resumable | None = None
+                 ) -> tuple[list[float], list[dict[str, Any]]]:
+    """The training steps, one at a time; the logged losses and, if resumed, each session's first step."""
     optimiser = _adamw(list(model.parameters()), config.lr)
     schedule = _schedule(optimiser, config)
-    losses, running = [], 0.0
-    for step in range(steps):
+    done = Progress() if saver is None else saver.restore(model, optimiser, schedule, draw.generator, device)
+    bar.update(done.step)
+    for step in range(done.step, steps):
         batch = draw.one().to(device)
         loss = early_exit_loss(model(batch[:, :-1]), batch[:, 1:], config.exit_weights)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         schedule.step()
-        running += float(loss.detach())
+        done.running += float(loss.detach())
         if (step + 1) % every == 0:
-            _mean_loss(losses, running, every)
-            running = 0.0
+            _mean_loss(done.losses, done.running, every)
+            done.running = 0.0
+        done.step = step + 1
+        if saver is not None:
+            saver.save(model, optimiser, schedule, draw.generator, force=done.step == steps)
         bar.update()
-    return losses
+    return done.losses, done.segments
 
 
 GRAPH_CHUNK = 512  # steps of windows copied to the GPU at once
