@@ -42,6 +42,14 @@ def test_the_manifest_ships_exactly_the_models_the_book_plans():
     assert {p.name for p in MODELS.glob("*.safetensors")} == listed  # no stray weights
 
 
+def test_the_readme_states_the_shipped_training_time_the_manifest_records():
+    import re
+    stated = re.search(r"`train_seconds`\s+add up to ([\d.]+) hours", (ROOT / "README.md").read_text())
+    assert stated, "the README no longer says how long the shipped models trained"
+    total = sum(e.train_seconds or 0 for e in read_manifest(MODELS).entries.values()) / 3600
+    assert stated.group(1) == f"{total:.1f}"
+
+
 def test_every_shipped_file_matches_its_hash_and_holds_its_model():
     for entry in read_manifest(MODELS).entries.values():
         data = (MODELS / entry.file).read_bytes()
