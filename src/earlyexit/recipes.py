@@ -34,8 +34,8 @@ LADDER_SEEDS = (0, 1)
 LADDER_EPOCHS = (1, 2, 4, 6, 8, 12, 16)
 #: The language models' ladder, in steps (Chapter 11).
 LM_LADDER_STEPS = (1500, 3000, 6000, 12000, 24000, 48000, 96000)
-#: Chapter 12's twelve-layer model: the six-layer recipe (the ladder's length) with twice the
-#: layers. Its training outlasted a working session: it was resumed from saved state
+#: Chapter 12's twelve-layer model, the six-layer recipe (the ladder's length) with twice the
+#: layers. Its training outlasted a working session, so it was resumed from saved state
 #: (:mod:`earlyexit.resume`), and its log lists each session's machine.
 DEEP_LM = LMConfig(layers=12)
 #: Converged means within this of the best length's validation accuracy (a tenth of a point).
