@@ -11,7 +11,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 TIMED := $(addprefix notebooks/,02_fixed_network.ipynb 07_flops_vs_clock.ipynb 08_deployment.ipynb \
   09_serving.ipynb 10_many_exits.ipynb 11_token_exits.ipynb 12_self_speculative.ipynb)
 UNTIMED := $(filter-out $(TIMED),$(NOTEBOOKS))
-REPEATS ?= 2
+REPEATS ?= 4
 # Committed notebooks show no progress bars; a reader's own run (Jupyter, `make lab`) does.
 export EARLYEXIT_PROGRESS ?= 0
 
@@ -138,7 +138,7 @@ notebooks: models
 	EARLYEXIT_RESULTS=record $(BIN)/jupyter execute --inplace --timeout=1800 $(NOTEBOOKS)
 	$(BIN)/python -m earlyexit.freshness stamp $(NOTEBOOKS)
 
-# Run the timed chapters REPEATS more times (default 2), each in a fresh kernel, saving nothing but
+# Run the timed chapters REPEATS more times (default 4), each in a fresh kernel, saving nothing but
 # their timed verdicts (notebooks/results/runs/). Then `make notebooks` adds one run more and glues,
 # for every timed comparison, only the verdict that all the runs on this CPU share (earlyexit.runs).
 repeats: models

@@ -1,8 +1,10 @@
 """Speed of early exit against the full network on this CPU: Chapters 7 and 8 as a benchmark that prints tables.
 
     python -m benchmarks.cpu [--batch-sizes 1 16 256 1024] [--repeats 15] [--threads N] [--no-onnx]
+                             [--allocator keep|return|default]
 
-Starts from the book's operating point (``earlyexit.operating_point``). Then, per batch
+Sets the allocator's policy first (``earlyexit.allocator``; "keep", as every timed chapter
+does), then starts from the book's operating point (``earlyexit.operating_point``). Then, per batch
 size, in one interleaved run each: the reference and fast implementations against their
 own full networks, and (unless ``--no-onnx``) every runtime the book compares (eager
 PyTorch and ONNX Runtime, 1 and 2 threads), the fastest early exit against the fastest full
@@ -15,6 +17,7 @@ import argparse
 
 import torch
 
+from earlyexit.allocator import set_allocator
 from earlyexit.data import load_splits
 from earlyexit.fast import FastEarlyExit
 from earlyexit.inference import route_batch
@@ -41,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--no-onnx", action="store_true", help="skip the runtime comparison with ONNX Runtime")
+    parser.add_argument("--allocator", choices=("keep", "return", "default"), default="keep",
+                        help="the C allocator's policy for large buffers (default: keep, as the book)")
     args = parser.parse_args(argv)
+    if args.allocator != "default":
+        set_allocator(args.allocator)
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -270,3 +270,18 @@ def test_the_makefile_runs_every_timing_chapter_alone():
         return "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
                        if c["cell_type"] == "code")
     assert timed == {p.name for p in NOTEBOOKS if times.search(code(p))}
+
+
+def test_every_timing_chapter_fixes_the_allocator_before_it_loads_anything():
+    """A chapter that times eager PyTorch at large batches must meet the same allocator policy
+    in every run (earlyexit.allocator; Chapter 7 measures why): set before the data is loaded."""
+    times = re.compile(r"keep_ratio|keep_target|time_interleaved|compare_runtimes|threaded\(")
+    for path in NOTEBOOKS:
+        code = "\n".join("".join(c["source"]) for c in code_cells(load_notebook(path)))
+        if not times.search(code):
+            continue
+        fixed = code.find('set_allocator("keep")')
+        assert fixed >= 0, f"{path.name} times without fixing the allocator: call set_allocator(\"keep\")"
+        loads = [i for i in (code.find("load_splits("), code.find("torch.load("), code.find("load_model("))
+                 if i >= 0]
+        assert all(fixed < i for i in loads), f"{path.name}: set_allocator comes after something is loaded"

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from earlyexit.results import ChapterResults, runs_path
 from earlyexit.runs import Run, across_runs, code_identity, read_runs, target_across, verdict_across, write_runs
-from earlyexit.stats import Interval
+from earlyexit.stats import Interval, prediction_range
 from earlyexit.timing import machine_info
 
 
@@ -18,26 +19,50 @@ def ratio(low: float, high: float, estimate: float | None = None) -> Interval:
 
 
 def test_a_verdict_stands_only_where_every_run_gives_it():
-    faster = [ratio(1.1, 1.5), ratio(1.2, 1.6), ratio(1.15, 1.3)]
+    faster = [ratio(1.1, 1.5, 1.3), ratio(1.2, 1.6, 1.32), ratio(1.15, 1.4, 1.28)]
     assert across_runs(faster).direction == 1
     assert verdict_across(faster[-1], faster).endswith("; faster in all 3 runs)")
     # One run inside the noise, or runs on both sides: no verdict.
     for doctored in ([*faster[:2], ratio(0.97, 1.4)], [ratio(1.1, 1.3), ratio(0.7, 0.9)]):
         assert across_runs(doctored).direction == 0
         assert verdict_across(doctored[-1], doctored).startswith(
-            f"no measurable difference across {len(doctored)} runs (their 95% CIs span")
-    slower = [ratio(0.6, 0.8), ratio(0.7, 0.9)]
+            f"no measurable difference across {len(doctored)} runs (their 95% CIs and the next run's")
+    slower = [ratio(0.6, 0.8, 0.7), ratio(0.65, 0.85, 0.71)]
     assert verdict_across(slower[-1], slower, "shorter", "longer").endswith("; longer in all 2 runs)")
     # One run says what it says, as before.
     assert verdict_across(faster[0], faster[:1]) == faster[0].verdict()
 
 
+def test_a_verdict_gives_way_where_the_runs_spread_more_than_each_run_knows():
+    # Chapter 7's pool-before-ReLU step at batch 1024, as three runs recorded it: each run's
+    # interval narrow and above 1, their estimates apart. A fourth run (a clean clone's) then
+    # measured 0.91x (0.90-0.92x), measurably slower. From the runs' spread, the next run may
+    # land at 1 or below: no verdict, where the runs' intervals alone said "faster".
+    recorded = [ratio(1.089, 1.181, 1.134), ratio(1.048, 1.153, 1.099), ratio(1.064, 1.117, 1.090)]
+    assert min(r.low for r in recorded) > 1
+    assert across_runs(recorded).direction == 0
+    assert verdict_across(recorded[-1], recorded).startswith("no measurable difference across 3 runs")
+    # More runs with the same spread narrow the prediction, and the verdict comes back.
+    assert across_runs(recorded * 3).direction == 1
+    # The prediction is the t interval for one more value: about 95% of new runs drawn like the
+    # recorded ones fall inside it.
+    low, high = prediction_range([1.0, 1.1, 0.95, 1.05], null=1.0)
+    assert low < 0.95 and high > 1.1
+    draws = torch.exp(0.1 * torch.randn(2000, 5, generator=torch.Generator().manual_seed(0)))
+    ranges = [prediction_range(row[:4].tolist(), null=1.0) for row in draws]
+    covered = sum(low <= float(row[4]) <= high for (low, high), row in zip(ranges, draws)) / len(draws)
+    assert 0.93 < covered < 0.97
+
+
 def test_a_target_is_met_only_when_every_run_meets_it():
-    met = [ratio(2.1, 2.5), ratio(2.05, 2.3), ratio(2.2, 2.6)]
+    met = [ratio(2.1, 2.5, 2.3), ratio(2.05, 2.5, 2.25), ratio(2.2, 2.6, 2.32)]
     assert target_across(met, 2.0) == "met in all 3 runs"
     assert target_across([ratio(1.5, 1.9)] * 2, 2.0) == "missed in all 2 runs"
     for doctored in ([*met[:2], ratio(1.9, 2.4)], [ratio(2.1, 2.4), ratio(1.6, 1.9)]):
         assert target_across(doctored, 2.0) == f"inside the noise across {len(doctored)} runs"
+    # Every run met it, but the estimates lie so far apart that the next may not.
+    spread = [ratio(2.05, 2.2, 2.1), ratio(3.0, 3.4, 3.2), ratio(2.4, 2.6, 2.5)]
+    assert target_across(spread, 2.0) == "inside the noise across 3 runs"
     assert target_across(met[:1], 2.0) == "met"
 
 

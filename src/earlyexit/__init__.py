@@ -17,7 +17,9 @@ a confidence is), :mod:`~earlyexit.operating_point` (the book's operating point)
 (the generated corpus), :mod:`~earlyexit.transformer` (the model and its training),
 :mod:`~earlyexit.decoding` (generation, per-token exit, self-speculative decoding). Honest
 numbers: :mod:`~earlyexit.stats` (comparisons, intervals for proportions, Holm),
-:mod:`~earlyexit.timing` (the timing protocol), :mod:`~earlyexit.results` (recorded, re-checked results),
+:mod:`~earlyexit.timing` (the timing protocol), :mod:`~earlyexit.allocator` (one allocator policy
+for every timed run), :mod:`~earlyexit.results` (recorded, re-checked results), :mod:`~earlyexit.runs`
+(verdicts across repeated runs),
 :mod:`~earlyexit.freshness` (outputs from the current code). And :mod:`~earlyexit.report`
 (tables), :mod:`~earlyexit.plots`, :mod:`~earlyexit.forum` (the thread's own numbers), :mod:`~earlyexit.checks`
 (what the package refuses) and :mod:`~earlyexit.utils`.

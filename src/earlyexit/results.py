@@ -19,7 +19,8 @@ and a measured speedup must not turn into a measured slowdown), and
 recorded it, "met" must not come back "missed", nor the other way round).
 Every timed ratio is also written to the chapter's runs file (``make repeats`` and ``make
 notebooks``), and glued with the verdict of every run on this CPU with this code
-(:mod:`earlyexit.runs`): a verdict is stated only where all the runs agree, and
+(:mod:`earlyexit.runs`): a verdict is stated only where all the runs agree and the next is
+predicted to, and
 :meth:`~ChapterResults.runs_table` shows every repetition.
 Whether the notebooks' outputs come from the current code is :mod:`earlyexit.freshness`'s job.
 """
@@ -61,7 +62,8 @@ from .utils import atomic_write, repo_root
 MODES = ("record", "repeat", "check", "warn", "off")
 SEEDS_WHY = "4 x the spread over the seeds"
 DIFFERENCE_WHY = "a difference: twice its interval's width"
-RATIO_WHY = "timing: the interval of every run on this CPU, widened, and at least the change between CPUs"
+RATIO_WHY = ("timing: the runs' intervals on this CPU and the next run's predicted range, widened, "
+             "and at least the change between CPUs")
 TARGET_WHY = RATIO_WHY + "; on the CPU that recorded it, the verdict must not cross its target"
 
 
@@ -310,7 +312,8 @@ class ChapterResults:
         return across
 
     def keep_target(self, key: str, ratio: Interval, target: float) -> str:
-        """Keep whether a speed ratio meets ``target`` in every run on this CPU: glued as "met in all
+        """Keep whether a speed ratio meets ``target`` in every run on this CPU (and in the next run's
+        predicted range, :func:`earlyexit.runs.across_runs`): glued as "met in all
         N runs", "missed in all N runs" or "inside the noise across N runs"
         (:func:`earlyexit.runs.target_across`), and returned as "met", "missed" or "inside the
         noise". A re-check on the CPU that recorded it fails when this run's verdict crosses the
@@ -341,8 +344,9 @@ class ChapterResults:
             write_runs(self.runs_path, self.chapter, self.others + [self.run])
 
     def _checked_interval(self, across: Interval, ratio: Interval) -> tuple[float, float]:
-        """Recorded: the span of every run's interval on this CPU (``across``), so that a direction
-        or target verdict is held against re-runs only where all the runs gave it. Checked: this
+        """Recorded: the span of every run's interval on this CPU and of the next run's predicted
+        range (``across``), so that a direction or target verdict is held against re-runs only
+        where all the runs gave it and the next was predicted to. Checked: this
         run's own. (The tolerance, :func:`~earlyexit.timing.ratio_factor` of the same span, lets
         a re-run land at the other end of the runs from the recorded one.)"""
         return (ratio.low, ratio.high) if self.mode != "record" else (across.low, across.high)
@@ -364,7 +368,8 @@ class ChapterResults:
         return [interval for interval in runs if interval is not None]
 
     def across(self, key: str) -> Interval:
-        """The interval that spans ``key``'s intervals in every run (:func:`earlyexit.runs.across_runs`)."""
+        """The interval that spans ``key``'s intervals in every run and the next run's predicted range
+        (:func:`earlyexit.runs.across_runs`)."""
         if key not in self.run.ratios:
             raise KeyError(f"{key!r} is not a ratio this run kept")
         return across_runs(self.runs_of(key))

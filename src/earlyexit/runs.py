@@ -1,4 +1,5 @@
-"""Timed verdicts across repeated runs of a chapter: a verdict is stated only where every run agrees.
+"""Timed verdicts across repeated runs of a chapter: a verdict is stated only where every run, and
+the run to come, agree.
 
 One run's interval covers the noise inside that run (its blocks, :mod:`earlyexit.timing`);
 running the chapter again can still move a verdict across a line ("1.3x faster" in one run,
@@ -7,13 +8,19 @@ to ``notebooks/results/runs/<chapter>.json``, one entry per run, with the CPU an
 (package and notebook, :mod:`earlyexit.freshness`) that ran it. ``make repeats`` adds runs
 without touching the notebooks; ``make notebooks`` adds one more and glues, for each ratio,
 the verdict of all the runs on this CPU with this code together (:func:`across_runs`): the
-span of their intervals, from the lowest low to the highest high.
+span of their intervals, from the lowest low to the highest high, widened to where the
+next run's estimate is predicted to fall (:func:`~earlyexit.stats.prediction_range` of the
+runs' estimates). Each run's interval comes from one process, and what a process meets (its
+threads' cores, a neighbour's load) can hold for a whole run: only the spread between runs
+shows it, and a verdict is meant to survive the next one.
 
-* Every run measurably faster: the span lies above 1, and the chapter says "faster".
-* One run inside the noise, or runs on both sides: the span holds 1, and the chapter says
-  "no measurable difference".
-* A target is "met" only when it is met in every run; one run short of it makes the span
-  straddle the target: "inside the noise".
+* Every run measurably faster, and the next one predicted faster: the span lies above 1, and
+  the chapter says "faster".
+* One run inside the noise, runs on both sides, or estimates so spread that the next run
+  could land on the other side: the span holds 1, and the chapter says "no measurable
+  difference".
+* A target is "met" only when it is met in every run, and the next run is predicted to meet
+  it; otherwise the span straddles the target: "inside the noise".
 
 A run on another CPU, or with other code, does not count: a reader's re-run is judged by itself.
 """
@@ -28,16 +35,18 @@ from pathlib import Path
 
 from .checks import check_type, damaged_file, read_json_file
 from .freshness import code_hash, notebook_code_hash, read_notebook
-from .stats import Interval, level_text
+from .stats import Interval, level_text, prediction_range
 from .utils import atomic_write
 
 RUNS_FILE = "runs file"
 
 
 def across_runs(runs: Sequence[Interval]) -> Interval:
-    """The runs' intervals joined, from the lowest low to the highest high, around the last run's
-    estimate. Its :attr:`~earlyexit.stats.Interval.direction` and
-    :meth:`~earlyexit.stats.Interval.against` give a verdict only where every run gives it."""
+    """The runs' intervals joined, from the lowest low to the highest high, and widened to the
+    range where the next run's estimate is predicted to fall (two runs or more), around the last
+    run's estimate. Its :attr:`~earlyexit.stats.Interval.direction` and
+    :meth:`~earlyexit.stats.Interval.against` give a verdict only where every run gives it and
+    the next one is predicted to."""
     runs = list(runs)
     if not runs:
         raise ValueError("across_runs needs at least one run")
@@ -46,8 +55,11 @@ def across_runs(runs: Sequence[Interval]) -> Interval:
     if len({(run.null, run.level) for run in runs}) > 1:
         raise ValueError("the runs mix differences and ratios, or confidence levels")
     last = runs[-1]
-    return Interval(last.estimate, min(run.low for run in runs), max(run.high for run in runs),
-                    last.null, last.level)
+    low, high = min(run.low for run in runs), max(run.high for run in runs)
+    if len(runs) > 1:
+        next_low, next_high = prediction_range([run.estimate for run in runs], last.level, last.null)
+        low, high = min(low, next_low), max(high, next_high)
+    return Interval(last.estimate, low, high, last.null, last.level)
 
 
 def code_identity(chapter: str, notebooks: Path) -> str:
@@ -142,8 +154,8 @@ def verdict_across(this: Interval, runs: Sequence[Interval], above: str = "faste
     if len(runs) == 1:
         return this.verdict(above=above, below=below)
     if across.direction == 0:
-        return f"no measurable difference across {len(runs)} runs " \
-               f"(their {level_text(this.level)} CIs span {across.low:.2f}-{across.high:.2f}x)"
+        return f"no measurable difference across {len(runs)} runs (their {level_text(this.level)} " \
+               f"CIs and the next run's predicted range span {across.low:.2f}-{across.high:.2f}x)"
     return this.verdict(above=above, below=below, note=f"{above if across.direction > 0 else below} "
                                                        f"in all {len(runs)} runs")
 

@@ -223,6 +223,25 @@ def t_interval(values: Sequence[float], level: float = LEVEL, null: float = 0.0)
     return result
 
 
+def prediction_range(values: Sequence[float], level: float = LEVEL, null: float = 0.0) -> tuple[float, float]:
+    """Where one more value from the same source should fall, at ``level``, from ``values`` (at
+    least two): the t prediction interval, mean ± t(n-1) · sd · sqrt(1 + 1/n). It is wider
+    than the mean's interval, since a new value has its own spread. For ``null`` = 1 the values
+    are ratios, taken on a log scale."""
+    level = _level(level)
+    data = check_finite("values", _listed(values), ndim=1).double()
+    if len(data) < 2:
+        raise ValueError(f"a prediction interval needs at least two values, got {len(data)}")
+    if null == 1.0:
+        if not bool((data > 0).all()):
+            raise ValueError(f"ratios must all be > 0, got {data.tolist()}")
+        data = data.log()
+    n = len(data)
+    half = float(scipy_stats.t.ppf((1 + level) / 2, n - 1)) * float(data.std()) * math.sqrt(1 + 1 / n)
+    low, high = float(data.mean()) - half, float(data.mean()) + half
+    return (math.exp(low), math.exp(high)) if null == 1.0 else (low, high)
+
+
 def compare_seeds(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Interval:
     """mean(a) - mean(b) over independently seeded runs, with Welch's t interval (scipy)."""
     level = _level(level)

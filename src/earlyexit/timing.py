@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .allocator import allocator_policy
 from .checks import check_finite, check_int, check_number, check_type
 from .stats import LEVEL, Interval, t_interval
 
@@ -275,7 +276,8 @@ def threaded(fn: Callable[[], object], count: int) -> Callable[[], object]:
 
 
 def machine_info() -> dict[str, str]:
-    """CPU model, threads, torch version and accelerator: to print beside every timing."""
+    """CPU model, threads, torch version, the allocator's policy (:mod:`earlyexit.allocator`) and
+    accelerator: to print beside every timing."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as file:
@@ -283,5 +285,5 @@ def machine_info() -> dict[str, str]:
     except (OSError, StopIteration):
         pass
     return {"cpu": cpu, "torch threads": str(torch.get_num_threads()), "torch": torch.__version__,
-            "python": platform.python_version(),
+            "python": platform.python_version(), "allocator": allocator_policy(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"}
