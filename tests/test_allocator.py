@@ -41,9 +41,11 @@ def page_faults(policy: str) -> int:
 
 @pytest.mark.skipif(not GLIBC, reason="the policies are glibc's")
 def test_keep_reuses_a_freed_buffer_and_return_maps_it_fresh_each_time():
-    # 64 MiB is 16,384 pages of 4 KiB: each of ten rounds maps two such buffers fresh.
+    # 64 MiB is 16,384 pages of 4 KiB: each of ten rounds maps two such buffers fresh. Kept
+    # memory may still grow once while its holes settle (Python 3.13 once faulted in 3,090
+    # pages, the size of the changing buffer), but not by one large buffer's pages in all.
     assert page_faults("return") > 10 * 2 * 16384 * 0.9
-    assert page_faults("keep") < 16384 * 0.1
+    assert page_faults("keep") < 16384
 
 
 @pytest.mark.skipif(not GLIBC, reason="the policies are glibc's")
