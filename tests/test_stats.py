@@ -16,6 +16,7 @@ from earlyexit.stats import (
     holm,
     mcnemar,
     mean_and_sd,
+    prediction_range,
     proportion,
     seed_tolerance,
     t_interval,
@@ -213,3 +214,22 @@ def test_a_t_interval_of_ratios_is_a_geometric_mean_and_matches_scipy():
         t_interval([1.0])
     with pytest.raises(ValueError, match="> 0"):
         t_interval([1.0, -1.0], null=1.0)
+
+
+def test_a_prediction_interval_is_wider_than_the_means_and_refuses_what_it_cannot_use():
+    values = [1.0, 1.2, 0.9, 1.1]
+    mean = t_interval(values)
+    low, high = prediction_range(values)
+    # A new value has its own spread: sqrt(1 + n) times the mean's half-width.
+    assert high - low == pytest.approx((mean.high - mean.low) * (1 + len(values)) ** 0.5)
+    # Ratios on a log scale: symmetric around the geometric mean, as a factor.
+    low, high = prediction_range([2.0, 2.2, 1.8], null=1.0)
+    geometric = (2.0 * 2.2 * 1.8) ** (1 / 3)
+    assert geometric / low == pytest.approx(high / geometric)
+    assert prediction_range([1.5, 1.5], null=1.0) == pytest.approx((1.5, 1.5))
+    with pytest.raises(ValueError, match="at least two values"):
+        prediction_range([1.0])
+    with pytest.raises(ValueError, match="must all be > 0"):
+        prediction_range([1.0, 0.0], null=1.0)
+    with pytest.raises(ValueError):
+        prediction_range([1.0, float("nan")])
