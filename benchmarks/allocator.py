@@ -17,15 +17,15 @@ import json
 import subprocess
 import sys
 
-POLICIES = ("default", "keep", "return")
+from earlyexit import allocator
+
+POLICIES = ("default", *allocator.POLICIES)
 
 
 def child(policy: str, batch_size: int, repeats: int) -> dict:
     """One process's timings (the policy set before anything is allocated)."""
-    from earlyexit.allocator import allocator_policy, set_allocator
-
     if policy != "default":
-        set_allocator(policy)
+        allocator.set_allocator(policy)
     from earlyexit.data import load_splits
     from earlyexit.fast import FastEarlyExit
     from earlyexit.inference import route_batch
@@ -44,7 +44,7 @@ def child(policy: str, batch_size: int, repeats: int) -> dict:
         times = time_interleaved({name: (lambda run=run: [run(x) for x in batches]) for name, run in paths.items()},
                                  repeats=repeats)
     gain = speedup(times["fast, one batch"], times["fast, chunks of 256"])
-    return {"policy": allocator_policy(), **{name: t.median / images * 1e6 for name, t in times.items()},
+    return {"policy": allocator.allocator_policy(), **{name: t.median / images * 1e6 for name, t in times.items()},
             "chunks": [gain.estimate, gain.low, gain.high]}
 
 

@@ -17,7 +17,7 @@ import argparse
 
 import torch
 
-from earlyexit.allocator import set_allocator
+from earlyexit.allocator import POLICIES, set_allocator
 from earlyexit.data import load_splits
 from earlyexit.fast import FastEarlyExit
 from earlyexit.inference import route_batch
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--no-onnx", action="store_true", help="skip the runtime comparison with ONNX Runtime")
-    parser.add_argument("--allocator", choices=("keep", "return", "default"), default="keep",
+    parser.add_argument("--allocator", choices=(*POLICIES, "default"), default="keep",
                         help="the C allocator's policy for large buffers (default: keep, as the book)")
     args = parser.parse_args(argv)
     if args.allocator != "default":
